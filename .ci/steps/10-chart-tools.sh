@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Usage: bash .ci/steps/10-chart-tools.sh   (run by .ci/run; installs helm v3 + v4 and checkov under .tools/)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash tools/install-helm.sh
+bash tools/install-checkov.sh
