@@ -1,0 +1,1 @@
+"""fastapi-app: a FastAPI reference service built to run on Kubernetes."""

@@ -1,0 +1,133 @@
+"""Configuration from environment variables only, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:////tmp/fastapi-app.sqlite3"
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class SettingsError(Exception):
+    """A bad environment variable; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    service_name: str = Field("api", min_length=1, max_length=63)
+    log_level: LogLevel = "info"
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    slow_request_ms: int = Field(500, ge=0)
+    grace_period_seconds: float = Field(30.0, ge=0, le=3600)
+    shutdown_delay_seconds: float = Field(0.0, ge=0, le=3600)
+    retry_after_seconds: int | None = Field(None, ge=0)
+    shutdown_message: str = "The server is shutting down; retry on another instance."
+    admin_token: SecretStr | None = None
+    # Bearer tokens that identify users: "token=user_id" pairs, comma separated,
+    # or a file with one pair per line (for a mounted Secret).
+    api_tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    api_tokens_file: Path | None = None
+    web_concurrency: int | None = Field(None, ge=1, le=64)
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return async_database_url(value)
+
+    @field_validator(
+        "redis_url", "admin_token", "web_concurrency", "retry_after_seconds", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: object) -> object:
+        return parse_token_pairs(value.replace(",", "\n")) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tokens_from_file(self) -> Settings:
+        if self.api_tokens_file is not None:
+            try:
+                text = self.api_tokens_file.read_text()
+            except OSError as exc:
+                raise ValueError(f"API_TOKENS_FILE: cannot read ({exc.strerror})") from None
+            self.api_tokens = {**self.api_tokens, **parse_token_pairs(text)}
+        return self
+
+    @property
+    def effective_retry_after_seconds(self) -> int:
+        if self.retry_after_seconds is not None:
+            return self.retry_after_seconds
+        return max(1, round(self.grace_period_seconds))
+
+
+def parse_token_pairs(text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        token, sep, user = line.partition("=")
+        if not sep or not token.strip() or not user.strip():
+            raise ValueError("expected token=user_id pairs")
+        pairs[token.strip()] = user.strip()
+    return pairs
+
+
+def async_database_url(url: str) -> str:
+    """Accept the URL forms platforms hand out and pick the async driver for them."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("must look like postgresql://user:pass@host:5432/db or sqlite:///path")
+    drivers = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    if scheme not in drivers:
+        raise ValueError(f"unsupported scheme {scheme!r}: use postgresql:// or sqlite://")
+    return f"{drivers[scheme]}://{rest}"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the environment; SettingsError names the first bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        known = {name.upper() for name in Settings.model_fields}
+        return Settings.model_validate({k.lower(): v for k, v in env.items() if k.upper() in known})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"invalid environment variable {name}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,82 @@
+# Usage: gunicorn -c python:service.gunicorn_conf service.main:app
+"""Gunicorn settings, derived from the same validated environment as the app.
+
+Settings are validated here, in the master, so a bad value stops the server with one
+JSON line on stderr and a non-zero exit (validated in a worker, it would make Gunicorn
+respawn workers forever)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from service.config import SettingsError, get_settings
+from service.logs import logging_config, startup_error_line
+
+try:
+    settings = get_settings()
+except SettingsError as exc:
+    sys.stderr.write(startup_error_line(str(exc)) + "\n")
+    sys.exit(1)
+
+# Cleanup after the drain: database close (3 s) + Redis close (2 s), bounded in the app.
+CLEANUP_BUDGET_SECONDS = 5
+MARGIN_SECONDS = 2
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the container's CPU quota (cgroup v2, then v1), or None."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu/cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu/cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def default_workers() -> int:
+    """One async worker per CPU the container may use (not the host's CPU count)."""
+    limit = cgroup_cpu_limit()
+    available = len(os.sched_getaffinity(0))
+    return max(1, min(available, math.ceil(limit) if limit else available))
+
+
+bind = f"0.0.0.0:{settings.port}"
+workers = settings.web_concurrency or default_workers()
+worker_class = "uvicorn_worker.UvicornWorker"
+forwarded_allow_ips = settings.forwarded_allow_ips
+# Heartbeat: a worker blocked this long is killed and replaced.
+timeout = 30
+# Idle keep-alive connections close after this; clients must expect it.
+keepalive = 5
+graceful_timeout = (
+    math.ceil(settings.grace_period_seconds) + CLEANUP_BUDGET_SECONDS + MARGIN_SECONDS
+)
+# Bounded request heads: oversized request lines and headers get a 4xx.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+control_socket_disable = True
+# Heartbeat files on tmpfs (RAM), not the disk; /tmp when /dev/shm is not writable.
+SHM = "/dev/shm"  # noqa: S108 - a per-worker heartbeat file, nothing secret
+worker_tmp_dir = SHM if os.access(SHM, os.W_OK) else None
+accesslog = None
+errorlog = "-"
+loglevel = settings.log_level
+logconfig_dict = logging_config(settings.service_name, settings.log_level)
+proc_name = settings.service_name
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Each worker gets its own TracerProvider (its exporter thread can't survive fork)."""
+    from service.tracing import setup_tracing
+
+    setup_tracing(settings.service_name)

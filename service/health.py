@@ -1,0 +1,55 @@
+"""Health probes: live (process only), ready (database and Redis), startup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.resources import ResourcesDep
+
+# Each check has its own short timeout so a hung dependency cannot hang the probe
+# (Kubernetes probes default to a 1 s timeout; keep the total under it).
+CHECK_TIMEOUT_SECONDS = 0.8
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+async def run_check(check: Callable[[], Awaitable[float]]) -> dict[str, Any]:
+    try:
+        latency_ms = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"healthy": False, "error": f"timed out after {CHECK_TIMEOUT_SECONDS}s"}
+    except Exception as exc:
+        return {"healthy": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"healthy": True, "latency_ms": round(latency_ms, 2)}
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """No dependency checks: a database outage must not get pods restarted."""
+    return {"status": "alive"}
+
+
+@router.get("/startup")
+async def startup() -> dict[str, str]:
+    """Served only after the lifespan start-up finished."""
+    return {"status": "started"}
+
+
+@router.get("/ready", responses={503: {"description": "not ready"}})
+async def ready(resources: ResourcesDep) -> JSONResponse:
+    checks: dict[str, Any] = {"database": run_check(resources.database.ping)}
+    if resources.cache is not None:
+        checks["redis"] = run_check(resources.cache.ping)
+    results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    if resources.cache is None:
+        results["redis"] = {"healthy": True, "detail": "not configured"}
+    failing = [name for name, result in results.items() if not result["healthy"]]
+    if failing:
+        body = {"status": "not_ready", "failing": failing, "checks": results}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "checks": results})

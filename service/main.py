@@ -1,0 +1,97 @@
+# Usage: gunicorn -c python:service.gunicorn_conf service.main:app   (or: make run)
+"""The ASGI application: routers, middleware, and the lifespan that opens and
+closes the database and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from service import context
+from service.cache import Cache
+from service.config import Settings, get_settings
+from service.db import Database
+from service.health import router as health_router
+from service.logs import get_logger
+from service.middleware.access_log import AccessLogMiddleware
+from service.middleware.tracing import TracingMiddleware
+from service.resources import Resources
+from service.routes.demo import router as demo_router
+from service.routes.items import router as items_router
+from service.tracing import flush_tracing, setup_tracing
+
+log = get_logger("service.lifespan")
+# One tracing path only: our TracingMiddleware. FastAPI's native telemetry would add
+# a second set of spans as soon as a global TracerProvider exists.
+NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    setup_tracing(settings.service_name)
+    database = Database(settings.database_url)
+    cache = Cache(settings.redis_url) if settings.redis_url else None
+    try:
+        await database.ensure_schema()
+    except Exception as exc:  # the readiness probe reports it and retries
+        log.warning("database_unavailable_at_startup", error=f"{type(exc).__name__}: {exc}")
+    app.state.resources = Resources(settings, database, cache)
+    log.info("startup_complete", database=database.engine.dialect.name, redis=cache is not None)
+    yield
+    await close_resources(database, cache)
+
+
+async def close_resources(database: Database, cache: Cache | None) -> None:
+    """Close the database pool, then Redis; each bounded, each logged."""
+    try:
+        await database.close()
+        log.info("database_closed")
+    except Exception as exc:
+        log.error("database_close_failed", error=f"{type(exc).__name__}: {exc}")
+    if cache is not None:
+        try:
+            await cache.close()
+            log.info("redis_closed")
+        except Exception as exc:
+            log.error("redis_close_failed", error=f"{type(exc).__name__}: {exc}")
+    flush_tracing()
+
+
+async def dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down or slow gives a fast JSON 503, not a 500 with a traceback."""
+    log.warning(
+        "database_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}"[:500]
+    )
+    return JSONResponse(
+        {"detail": "database unavailable, retry later", "request_id": context.request_id.get()},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="fastapi-app",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
+    )
+    app.state.settings = settings
+    app.include_router(health_router)
+    app.include_router(items_router)
+    app.include_router(demo_router)
+    for error in (SQLAlchemyError, OSError, TimeoutError):
+        app.add_exception_handler(error, dependency_unavailable)
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(AccessLogMiddleware, slow_request_ms=settings.slow_request_ms)
+    app.add_middleware(TracingMiddleware)
+    return app
+
+
+app = create_app()

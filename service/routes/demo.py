@@ -1,0 +1,33 @@
+"""Demo routes for probing latency, long requests and error logging."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query
+
+router = APIRouter(prefix="/api", tags=["demo"])
+
+
+@router.get("/ping")
+async def ping() -> dict[str, str]:
+    return {"ping": "pong"}
+
+
+@router.get("/slow")
+async def slow(ms: int = Query(0, ge=0, le=60_000)) -> dict[str, int]:
+    await asyncio.sleep(ms / 1000)
+    return {"slept_ms": ms}
+
+
+@router.get("/long-task")
+async def long_task(seconds: float = Query(5.0, ge=0, le=600)) -> dict[str, float]:
+    """A request that outlives a SIGTERM: shutdown must let it finish."""
+    await asyncio.sleep(seconds)
+    return {"slept_seconds": seconds}
+
+
+@router.get("/error")
+async def error() -> None:
+    """Raises on purpose, to show the unhandled_exception log line and the JSON 500."""
+    raise RuntimeError("demo failure requested by /api/error")

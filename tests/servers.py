@@ -1,0 +1,258 @@
+"""Throwaway PostgreSQL, Redis and Gunicorn processes for the integration suites."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import REPO_ROOT, free_port, missing, wait_for
+
+GUNICORN_COMMAND = [
+    str(REPO_ROOT / ".venv/bin/gunicorn"),
+    "-c",
+    "python:service.gunicorn_conf",
+    "service.main:app",
+]
+
+
+def _postgres_user() -> dict[str, Any]:
+    """PostgreSQL refuses to run as root: run it as the postgres user when we are root."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+
+class PostgresServer:
+    """A PostgreSQL cluster in a temporary folder, on a free port, trust auth."""
+
+    def __init__(self) -> None:
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bindirs:
+            missing("PostgreSQL server binaries (apt-get install postgresql)")
+        self.bin = Path(bindirs[-1])
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        self.data = self.dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "app",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=self.dir,
+            **_postgres_user(),
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://app@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(self.bin / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.dir,
+            **_postgres_user(),
+        )
+        wait_for(self._accepting, 30, what="PostgreSQL to accept connections")
+
+    def _accepting(self) -> bool:
+        result = subprocess.run(
+            [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: clients are cut
+            self.process.wait(30)
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            missing("redis-server (apt-get install redis-server)")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.binary is not None
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._accepting, 15, what="Redis to accept connections")
+
+    def _accepting(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+        self.process = None
+
+
+class ServiceProcess:
+    """The real Gunicorn command on a free port; its stdout goes to a file we parse."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        tmp_dir: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.dir = tmp_dir or Path(tempfile.mkdtemp(prefix="svc-test-"))
+        self.log_path = self.dir / f"service-{self.port}.log"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "2",
+            "DATABASE_URL": f"sqlite:///{self.dir}/app-{self.port}.sqlite3",
+            **(env or {}),
+        }
+        self.command = [*GUNICORN_COMMAND, *(extra_args or [])]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: str | None = "/health/live", timeout_s: float = 30) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        if wait:
+            wait_for(lambda: self._answers(wait), timeout_s, what=f"{wait} on {self.url}")
+        return self
+
+    def _answers(self, path: str) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"service exited early:\n{self.output()}")
+        try:
+            return httpx.get(self.url + path, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout_s)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every line of the output, parsed; fails on the first line that is not JSON."""
+        records = []
+        for number, line in enumerate(self.output().splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise AssertionError(f"line {number} is not JSON: {line!r}") from None
+            assert isinstance(record, dict), f"line {number} is not an object: {line!r}"
+            records.append(record)
+        return records
+
+    def events(self, message: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r.get("message") == message]
+
+    def wait_for_event(self, message: str, timeout_s: float = 10, **fields: Any) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            found[:] = [
+                r for r in self.events(message) if all(r.get(k) == v for k, v in fields.items())
+            ]
+            return bool(found)
+
+        wait_for(seen, timeout_s, what=f"log event {message} {fields}")
+        return found[0]
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import SettingsError, load_settings
+
+
+def test_defaults_need_no_servers() -> None:
+    settings = load_settings({})
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis_url is None
+    assert settings.effective_retry_after_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@db:5432/app", "postgresql+asyncpg://u:p@db:5432/app"),
+        ("postgres://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+        ("postgresql+asyncpg://u@db/app", "postgresql+asyncpg://u@db/app"),
+        ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
+    ],
+)
+def test_database_url_forms(url: str, expected: str) -> None:
+    assert load_settings({"DATABASE_URL": url}).database_url == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLOW_REQUEST_MS", "abc"),
+        ("GRACE_PERIOD_SECONDS", "-1"),
+        ("LOG_LEVEL", "loud"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("PORT", "70000"),
+        ("WEB_CONCURRENCY", "0"),
+        ("API_TOKENS", "no-user-here"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^invalid environment variable {name}: "):
+        load_settings({name: value})
+
+
+def test_secret_values_are_not_echoed() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings({"DATABASE_URL": "mysql://user:s3cret@db/app"})
+    assert "s3cret" not in str(error.value)
+
+
+def test_tokens_from_variable_and_file(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# comment\nfile-token=carol\n")
+    settings = load_settings({"API_TOKENS": "t1=alice, t2=bob", "API_TOKENS_FILE": str(tokens)})
+    assert settings.api_tokens == {"t1": "alice", "t2": "bob", "file-token": "carol"}
+
+
+def test_empty_optional_values_mean_unset() -> None:
+    settings = load_settings({"REDIS_URL": "", "ADMIN_TOKEN": "", "LOG_LEVEL": "DEBUG"})
+    assert settings.redis_url is None and settings.admin_token is None
+    assert settings.log_level == "debug"
