@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from service.logs import get_logger
 
 log = get_logger(__name__)
-CLOSE_TIMEOUT_SECONDS = 2.0
+CLOSE_TIMEOUT_SECONDS = 1.5
 # Short socket timeouts: a hung Redis must not hold a request; the database answers.
 SOCKET_TIMEOUT_SECONDS = 0.5
 TTL_SECONDS = 60

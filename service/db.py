@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from service.logs import get_logger
 
 log = get_logger(__name__)
-CLOSE_TIMEOUT_SECONDS = 3.0
+CLOSE_TIMEOUT_SECONDS = 2.0
 # A request that needs the database fails fast when it is down instead of hanging.
 CONNECT_TIMEOUT_SECONDS = 2.0
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.resources import ResourcesDep
@@ -41,7 +41,9 @@ async def startup() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "not ready"}})
-async def ready(resources: ResourcesDep) -> JSONResponse:
+async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+    if request.app.state.shutdown.is_draining:  # fail first, before anything else stops
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     checks: dict[str, Any] = {"database": run_check(resources.database.ping)}
     if resources.cache is not None:
         checks["redis"] = run_check(resources.cache.ping)

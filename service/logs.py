@@ -43,8 +43,10 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = getattr(record, "fields", None) or _extra_fields(record)
         event = getattr(record, "event", None)
+        fields: dict[str, Any] = (
+            getattr(record, "fields", {}) if event is not None else _extra_fields(record)
+        )
         entry: dict[str, Any] = {
             "timestamp": _rfc3339(record.created),
             "level": record.levelname.lower(),

@@ -18,10 +18,13 @@ from service.db import Database
 from service.health import router as health_router
 from service.logs import get_logger
 from service.middleware.access_log import AccessLogMiddleware
+from service.middleware.shutdown import ShutdownMiddleware
 from service.middleware.tracing import TracingMiddleware
 from service.resources import Resources
+from service.routes.admin import router as admin_router
 from service.routes.demo import router as demo_router
 from service.routes.items import router as items_router
+from service.shutdown import GracefulShutdownManager
 from service.tracing import flush_tracing, setup_tracing
 
 log = get_logger("service.lifespan")
@@ -44,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("startup_complete", database=database.engine.dialect.name, redis=cache is not None)
     yield
     await close_resources(database, cache)
+    app.state.shutdown.finish()
 
 
 async def close_resources(database: Database, cache: Cache | None) -> None:
@@ -83,12 +87,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
     )
     app.state.settings = settings
+    app.state.shutdown = GracefulShutdownManager(
+        settings.grace_period_seconds, settings.shutdown_delay_seconds
+    )
     app.include_router(health_router)
     app.include_router(items_router)
     app.include_router(demo_router)
+    app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
     for error in (SQLAlchemyError, OSError, TimeoutError):
         app.add_exception_handler(error, dependency_unavailable)
-    # add_middleware wraps: the last added is the outermost.
+    # add_middleware wraps: the last added is the outermost, so the order is
+    # Tracing -> AccessLog -> Shutdown -> routes (rejected requests are logged and traced).
+    app.add_middleware(
+        ShutdownMiddleware,
+        manager=app.state.shutdown,
+        retry_after_seconds=settings.effective_retry_after_seconds,
+        message=settings.shutdown_message,
+    )
     app.add_middleware(AccessLogMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_middleware(TracingMiddleware)
     return app

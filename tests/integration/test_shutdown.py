@@ -1,0 +1,184 @@
+"""Graceful shutdown of the real Gunicorn process under real signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import PostgresServer, RedisServer, ServiceProcess
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+SHUTDOWN_EVENTS = [
+    "shutdown_started",
+    "waiting_for_in_flight_requests",
+    "rejecting_new_requests",
+    "requests_drained",
+    "database_closed",
+    "redis_closed",
+    "shutdown_complete",
+]
+
+
+class Background:
+    """A request running in a thread, so the test can signal the server meanwhile."""
+
+    def __init__(self, url: str, timeout_s: float = 60) -> None:
+        self.response: httpx.Response | None = None
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(url, timeout_s), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str, timeout_s: float) -> None:
+        try:
+            self.response = httpx.get(url, timeout=timeout_s)
+        except Exception as exc:
+            self.error = exc
+
+    def join(self, timeout_s: float = 60) -> None:
+        self.thread.join(timeout_s)
+
+
+def started_service(env: dict[str, str]) -> ServiceProcess:
+    return ServiceProcess(env={"WEB_CONCURRENCY": "1", **env}).start(wait="/health/ready")
+
+
+def in_order(records: list[dict[str, Any]], events: list[str]) -> list[str]:
+    seen = [r["message"] for r in records if r["message"] in events]
+    return [e for e in seen if e in events]
+
+
+@pytest.fixture
+def backed_service(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[ServiceProcess]:
+    service = started_service(
+        {
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "GRACE_PERIOD_SECONDS": "20",
+            "RETRY_AFTER_SECONDS": "7",
+        }
+    )
+    yield service
+    service.stop()
+
+
+def wait_in_flight(service: ServiceProcess, path: str) -> None:
+    """The long request has reached the app (its span is open, it counts as in flight)."""
+    time.sleep(0.5)
+
+
+def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProcess) -> None:
+    service = backed_service
+    long_task = Background(f"{service.url}/api/long-task?seconds=4")
+    wait_in_flight(service, "/api/long-task")
+    service.signal(signal.SIGTERM)
+    service.wait_for_event("rejecting_new_requests")
+
+    late = httpx.get(f"{service.url}/api/items")
+    assert late.status_code == 503
+    assert late.headers["retry-after"] == "7"
+    assert late.headers["connection"] == "close"
+    assert late.json() == {"detail": late.json()["detail"], "retry_after": 7}
+    assert httpx.get(f"{service.url}/health/ready").status_code == 503
+    assert httpx.get(f"{service.url}/health/live").status_code == 200
+
+    long_task.join()
+    assert long_task.error is None and long_task.response is not None
+    assert long_task.response.status_code == 200
+    assert long_task.response.headers["connection"] == "close"
+    assert service.wait(30) == 0
+    records = service.records()
+    order = in_order(records, SHUTDOWN_EVENTS)
+    assert order == SHUTDOWN_EVENTS, order
+    started = next(r for r in records if r["message"] == "shutdown_started")
+    assert started["signal"] == "SIGTERM" and started["in_flight"] == 1
+    assert not any("SIGKILL" in r.get("detail", "") for r in records)
+
+
+def test_idle_server_exits_promptly(tmp_path: Any) -> None:
+    service = started_service({"GRACE_PERIOD_SECONDS": "30", "SHUTDOWN_DELAY_SECONDS": "1"})
+    sent = time.monotonic()
+    service.signal(signal.SIGTERM)
+    assert service.wait(30) == 0
+    elapsed = time.monotonic() - sent
+    assert 1.0 <= elapsed < 4.0, elapsed  # the delay, then about a second at most
+
+
+def test_shutdown_delay_keeps_serving_before_rejecting() -> None:
+    service = started_service({"GRACE_PERIOD_SECONDS": "10", "SHUTDOWN_DELAY_SECONDS": "2"})
+    service.signal(signal.SIGTERM)
+    service.wait_for_event("shutdown_started")
+    during_delay = httpx.get(f"{service.url}/api/ping")
+    assert during_delay.status_code == 200
+    assert during_delay.headers["connection"] == "close"
+    assert httpx.get(f"{service.url}/health/ready").status_code == 503
+    service.wait_for_event("rejecting_new_requests", timeout_s=10)
+    assert service.wait(30) == 0
+
+
+def test_request_longer_than_grace_is_cut_and_cleanup_still_runs() -> None:
+    service = started_service({"GRACE_PERIOD_SECONDS": "2"})
+    long_task = Background(f"{service.url}/api/long-task?seconds=30")
+    wait_in_flight(service, "/api/long-task")
+    sent = time.monotonic()
+    service.signal(signal.SIGTERM)
+    assert service.wait(30) == 0
+    elapsed = time.monotonic() - sent
+    assert elapsed < 2 + 5, elapsed  # grace + cleanup budget: no SIGKILL from Gunicorn
+    long_task.join(10)
+    assert long_task.response is None or long_task.response.status_code != 200
+    messages = [r["message"] for r in service.records()]
+    assert "grace_period_exceeded" in messages
+    assert "request_cut_by_grace_period" in messages
+    assert messages.index("database_closed") > messages.index("grace_period_exceeded")
+    assert "shutdown_complete" in messages
+
+
+def test_sigint_drains_like_sigterm_and_second_signal_changes_nothing() -> None:
+    service = started_service({"GRACE_PERIOD_SECONDS": "20"})
+    long_task = Background(f"{service.url}/api/long-task?seconds=3")
+    wait_in_flight(service, "/api/long-task")
+    service.signal(signal.SIGINT)
+    service.wait_for_event("shutdown_started")
+    time.sleep(0.5)
+    service.signal(signal.SIGTERM)  # a second signal: same drain, same clock
+    long_task.join()
+    assert long_task.response is not None and long_task.response.status_code == 200
+    assert service.wait(30) == 0
+    records = service.records()
+    starts = [r for r in records if r["message"] == "shutdown_started"]
+    # The master turns SIGINT into the same SIGTERM drain for its workers.
+    assert any(r.get("detail") == "Handling signal: int" for r in records)
+    assert len(starts) == 1
+    assert len([r for r in records if r["message"] == "requests_drained"]) == 1
+
+
+def test_admin_shutdown_needs_the_token() -> None:
+    without = started_service({})
+    try:
+        response = httpx.post(f"{without.url}/admin/shutdown")
+        assert response.status_code == 404
+    finally:
+        without.stop()
+
+    service = started_service({"ADMIN_TOKEN": "s3cret-admin-token"})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-admin-token"}):
+        assert httpx.post(f"{service.url}/admin/shutdown", headers=headers).status_code == 401
+    assert httpx.get(f"{service.url}/health/ready").status_code == 200
+    assert "shutdown_started" not in [r["message"] for r in service.records()]
+    refused = service.events("admin_request_refused")
+    assert len(refused) == 3
+    assert "s3cret-admin-token" not in service.output()
+
+    accepted = httpx.post(
+        f"{service.url}/admin/shutdown", headers={"Authorization": "Bearer s3cret-admin-token"}
+    )
+    assert accepted.status_code == 202
+    assert service.wait(30) == 0
+    wait_for(lambda: bool(service.events("shutdown_complete")), 5, what="shutdown_complete")
