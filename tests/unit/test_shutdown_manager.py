@@ -32,9 +32,9 @@ def test_states_and_idempotence() -> None:
         assert manager.drain_started == first_start
         assert manager.state.value == "draining"  # one request still in flight
         manager.request_finished()
-        await _until(lambda: manager.state is ShutdownState.STOPPING)
+        await _until(lambda: manager.state.value == "stopping")
         manager.finish()
-        assert manager.state is ShutdownState.STOPPED and manager.stopped.is_set()
+        assert manager.state.value == "stopped" and manager.stopped.is_set()
 
     asyncio.run(scenario())
 
