@@ -38,8 +38,11 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = None
     web_concurrency: int | None = Field(None, ge=1, le=64)
     forwarded_allow_ips: str = "127.0.0.1"
+    # "off": no tracing and no access log (the bare app, for comparison or for users
+    # who log and trace elsewhere); errors are still logged.
+    observability: Literal["full", "off"] = "full"
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "observability", mode="before")
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

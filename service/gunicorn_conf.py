@@ -87,4 +87,5 @@ def post_fork(server: Any, worker: Any) -> None:
     """Each worker gets its own TracerProvider (its exporter thread can't survive fork)."""
     from service.tracing import setup_tracing
 
-    setup_tracing(settings.service_name)
+    if settings.observability == "full":
+        setup_tracing(settings.service_name)

@@ -12,6 +12,7 @@ import logging
 import logging.config
 import os
 import re
+import select
 import sys
 import time
 import traceback
@@ -29,10 +30,11 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 _SCHEMA_KEYS = ("timestamp", "level", "message", "service", "request_id")
 _WORD = re.compile(r"[a-z]+")
-# One record is written with one write(2); keep it well under the pipe buffer
-# (64 KiB on Linux) so lines from several workers never interleave.
-MAX_LINE_BYTES = 16 * 1024
-MAX_TRACEBACK_CHARS = 8 * 1024
+# One record is one write(2) of at most PIPE_BUF bytes: POSIX makes such a write to a
+# pipe atomic, so lines from several workers sharing stdout never interleave. Longer
+# records (deep tracebacks) are shortened in the middle, keeping both ends.
+MAX_LINE_BYTES = select.PIPE_BUF
+MAX_TRACEBACK_CHARS = 2500
 
 
 class JsonFormatter(logging.Formatter):
@@ -89,6 +91,9 @@ def _bounded(entry: dict[str, Any], line: str) -> str:
         entry[key] = _clip(entry[key], len(entry[key]) // 2)
         entry["truncated"] = True
         line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+    if len(line.encode()) > MAX_LINE_BYTES:  # many small fields: keep the schema only
+        kept = {k: entry[k] for k in (*_SCHEMA_KEYS, "trace_id", "span_id") if k in entry}
+        line = json.dumps({**kept, "truncated": True}, default=str, separators=(",", ":"))
     return line
 
 

@@ -36,7 +36,8 @@ NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "oper
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    setup_tracing(settings.service_name)
+    if settings.observability == "full":
+        setup_tracing(settings.service_name)
     database = Database(settings.database_url)
     cache = Cache(settings.redis_url) if settings.redis_url else None
     try:
@@ -104,8 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after_seconds=settings.effective_retry_after_seconds,
         message=settings.shutdown_message,
     )
-    app.add_middleware(AccessLogMiddleware, slow_request_ms=settings.slow_request_ms)
-    app.add_middleware(TracingMiddleware)
+    if settings.observability == "full":
+        app.add_middleware(AccessLogMiddleware, slow_request_ms=settings.slow_request_ms)
+        app.add_middleware(TracingMiddleware)
     return app
 
 

@@ -88,6 +88,12 @@ def test_huge_record_is_bounded_and_still_json() -> None:
     assert entry["message"] == "thing_happened"
 
 
+def test_many_small_fields_still_fit() -> None:
+    line = JsonFormatter().format(_record(**{f"field_{i}": "y" * 40 for i in range(300)}))
+    assert len(line.encode()) <= MAX_LINE_BYTES
+    assert json.loads(line)["truncated"] is True
+
+
 @given(st.text(), st.text())
 def test_any_text_stays_one_json_line(key: str, value: str) -> None:
     line = JsonFormatter().format(_record(**{key or "k": value}))

@@ -117,3 +117,16 @@ def test_readiness_with_embedded_database(client: TestClient) -> None:
     body = client.get("/health/ready").json()
     assert body["status"] == "ready"
     assert body["checks"]["database"]["healthy"] is True
+
+
+def test_observability_off_means_no_access_log_and_no_spans(
+    tmp_path: Path, capture: Capture
+) -> None:
+    settings = load_settings(
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/off.sqlite3", "OBSERVABILITY": "off"}
+    )
+    with TestClient(create_app(settings)) as test_client:
+        response = test_client.get("/api/ping")
+    assert response.status_code == 200
+    assert "x-request-id" not in response.headers
+    assert capture.events("request_completed") == []
