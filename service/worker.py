@@ -46,19 +46,13 @@ class DrainingServer(Server):
         await super().serve(sockets=sockets)
 
 
+def quick_exit(server: Server) -> None:
+    """SIGQUIT stays a quick exit (Gunicorn's quick shutdown, a second Ctrl-C)."""
+    server.force_exit = True
+    server.should_exit = True
+
+
 class GracefulUvicornWorker(UvicornWorker):  # type: ignore[misc]
-    _server: DrainingServer | None = None
-
-    def _install_sigquit_handler(self) -> None:
-        """SIGQUIT stays a quick exit (Gunicorn's second Ctrl-C / quick shutdown)."""
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGQUIT, self._quick_exit)
-
-    def _quick_exit(self) -> None:
-        if self._server is not None:
-            self._server.force_exit = True
-            self._server.should_exit = True
-
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         manager = getattr(getattr(self.wsgi, "state", None), "shutdown", None)
@@ -67,8 +61,8 @@ class GracefulUvicornWorker(UvicornWorker):  # type: ignore[misc]
             return
         manager.master_pid = self.ppid
         self.config.timeout_graceful_shutdown = CUT_SECONDS
-        server = self._server = DrainingServer(manager=manager, config=self.config)
-        self._install_sigquit_handler()
+        server = DrainingServer(manager=manager, config=self.config)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, quick_exit, server)
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
