@@ -1,0 +1,1 @@
+"""Operational tools of the kit (run as modules: `python -m tools.<name>`)."""
