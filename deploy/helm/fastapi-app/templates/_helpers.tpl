@@ -240,8 +240,8 @@ bad combination fails `helm install` with a message saying what to change.
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts, e.g. {host: api.example.com, paths: [{path: /, pathType: Prefix}]}" }}
 {{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
-{{- if $pdb.enabled }}
 {{- $pods := int (include "fastapi-app.minPods" .) }}
+{{- if and $pdb.enabled (gt $pods 1) }}
 {{- if not (kindIs "invalid" $pdb.minAvailable) }}
 {{- $blocks := false }}
 {{- if kindIs "string" $pdb.minAvailable }}
@@ -249,7 +249,7 @@ bad combination fails `helm install` with a message saying what to change.
 {{- else }}
 {{- $blocks = ge (int $pdb.minAvailable) $pods }}
 {{- end }}
-{{- if and $blocks (gt $pods 1) }}
+{{- if $blocks }}
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) leaves no pod of %d evictable, which would block node drains: lower it below the pod count or use podDisruptionBudget.maxUnavailable" $pdb.minAvailable $pods) }}
 {{- end }}
 {{- else if eq (include "fastapi-app.isZero" $pdb.maxUnavailable) "true" }}

@@ -1,0 +1,201 @@
+"""The shutdown numbers: every rendering keeps T >= P + G + C, passes G to the app and sleeps
+P seconds in preStop in the form the cluster supports, or fails with the documented message.
+
+Property-based over P, G, C, the T override, the drain delay, the preStop form and the
+Kubernetes version; each example is one real `helm template` run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.chart.rendering import Result, render, render_error, supports_sleep_action, template
+
+pytestmark = pytest.mark.chart
+
+# Each example costs one helm run (~0.1 s): enough to explore, cheap enough for CI.
+HELM_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+# Versions as clusters report them, with the vendor suffixes that need `-0` in semverCompare.
+kube_versions = st.sampled_from(
+    [
+        "1.28.0",
+        "1.29.9",
+        "v1.29.15-gke.1000",
+        "1.30.0",
+        "v1.30.2-eks-4f4795d",
+        "1.31.4",
+        "1.32.0",
+        "1.33.1",
+        "1.34.0",
+    ]
+)
+seconds = st.one_of(st.integers(0, 120), st.sampled_from([0, 1, 3599, 3600]))
+
+
+def expected_prestop(p: int, form: str, kube_version: str) -> dict[str, Any] | None:
+    if p == 0:
+        return None
+    native = form == "sleepAction" or (form == "auto" and supports_sleep_action(kube_version))
+    return {"sleep": {"seconds": p}} if native else {"exec": {"command": ["sleep", str(p)]}}
+
+
+def t_message(t: int, p: int, g: int, c: int) -> str:
+    total = p + g + c
+    return (
+        f"terminationGracePeriodSeconds ({t}) is below shutdown.preStopSeconds + "
+        f"shutdown.gracePeriodSeconds + shutdown.cleanupSeconds = {p} + {g} + {c} = {total}, "
+        "so the kubelet would kill the app before it has drained and cleaned up: set "
+        f"terminationGracePeriodSeconds to at least {total}, lower the shutdown numbers, or "
+        "leave it null to have it computed"
+    )
+
+
+def check_timeline(result: Result, p: int, g: int, c: int, d: int, t: int | None) -> None:
+    pod = result.pod_spec()
+    rendered_t = pod["terminationGracePeriodSeconds"]
+    assert rendered_t >= p + g + c
+    assert rendered_t == (p + g + c if t is None else t)
+    env = result.env()
+    assert env["GRACE_PERIOD_SECONDS"] == str(g)
+    assert env["SHUTDOWN_DELAY_SECONDS"] == str(d)
+    # The app's Gunicorn derives graceful_timeout from G; nothing may set it behind our back.
+    assert not any(
+        e["name"] == "GRACE_PERIOD_SECONDS" for e in result.app_container().get("env", [])
+    )
+
+
+@HELM_SETTINGS
+@given(
+    p=seconds,
+    g=seconds,
+    c=st.one_of(st.integers(5, 60), st.sampled_from([5, 3600])),
+    t_offset=st.one_of(st.none(), st.integers(-30, 30)),
+    delay=st.integers(0, 130),
+    form=st.sampled_from(["auto", "auto", "sleepAction", "exec"]),
+    kube_version=kube_versions,
+)
+@example(p=5, g=30, c=10, t_offset=None, delay=0, form="auto", kube_version="1.30.0")
+@example(p=5, g=30, c=10, t_offset=-1, delay=0, form="auto", kube_version="1.29.9")
+@example(p=0, g=0, c=5, t_offset=0, delay=0, form="exec", kube_version="1.28.0")
+@example(p=10, g=20, c=5, t_offset=None, delay=21, form="auto", kube_version="1.34.0")
+def test_every_rendering_covers_the_timeline_or_fails_with_the_documented_message(
+    p: int,
+    g: int,
+    c: int,
+    t_offset: int | None,
+    delay: int,
+    form: str,
+    kube_version: str,
+) -> None:
+    t = None if t_offset is None else max(1, p + g + c + t_offset)
+    values: dict[str, Any] = {
+        "shutdown": {
+            "preStopSeconds": p,
+            "gracePeriodSeconds": g,
+            "cleanupSeconds": c,
+            "delaySeconds": delay,
+            "preStopAction": form,
+        },
+        "terminationGracePeriodSeconds": t,
+    }
+    if t is not None and t < p + g + c:
+        assert t_message(t, p, g, c) in render_error(values, kube_version=kube_version)
+        return
+    if delay > g:
+        message = render_error(values, kube_version=kube_version)
+        assert f"shutdown.delaySeconds ({delay}) exceeds shutdown.gracePeriodSeconds ({g})" in (
+            message
+        )
+        return
+    result = render(values, kube_version=kube_version)
+    check_timeline(result, p, g, c, delay, t)
+    lifecycle = result.app_container().get("lifecycle")
+    want = expected_prestop(p, form, kube_version)
+    assert (lifecycle or {}).get("preStop") == want
+
+
+@HELM_SETTINGS
+@given(
+    replicas=st.integers(0, 5),
+    autoscaling=st.booleans(),
+    min_replicas=st.integers(1, 5),
+    max_replicas=st.integers(1, 8),
+    pdb_min_available=st.one_of(st.none(), st.integers(0, 6), st.sampled_from(["50%", "100%"])),
+    pdb_max_unavailable=st.one_of(st.integers(0, 3), st.sampled_from(["0%", "25%"])),
+    readiness=st.fixed_dictionaries(
+        {"periodSeconds": st.integers(1, 30), "failureThreshold": st.integers(1, 10)}
+    ),
+    max_surge=st.sampled_from([0, 1, 2, "25%"]),
+    max_unavailable=st.sampled_from([0, 1, "0%", "25%"]),
+    g=st.integers(0, 300),
+)
+def test_overrides_keep_the_shutdown_numbers_and_never_block_a_drain(
+    replicas: int,
+    autoscaling: bool,
+    min_replicas: int,
+    max_replicas: int,
+    pdb_min_available: int | str | None,
+    pdb_max_unavailable: int | str,
+    readiness: dict[str, int],
+    max_surge: int | str,
+    max_unavailable: int | str,
+    g: int,
+) -> None:
+    """Random overrides elsewhere in the values: the timeline still holds, the PDB is never
+    one that blocks a node drain, or the chart says which value to change."""
+    values: dict[str, Any] = {
+        "replicaCount": replicas,
+        "autoscaling": {
+            "enabled": autoscaling,
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+        },
+        "podDisruptionBudget": {
+            "minAvailable": pdb_min_available,
+            "maxUnavailable": pdb_max_unavailable,
+        },
+        "readinessProbe": readiness,
+        "rollout": {"maxSurge": max_surge, "maxUnavailable": max_unavailable},
+        "shutdown": {"gracePeriodSeconds": g},
+    }
+    pods = min_replicas if autoscaling else replicas
+    result = template(values)
+    if not result.ok:
+        allowed = [
+            "rollout.maxSurge and rollout.maxUnavailable are both 0",
+            "autoscaling.minReplicas",
+            "which would block node drains",
+        ]
+        assert any(text in result.stderr for text in allowed), result.stderr
+        zero = {0, "0%"}
+        assert (
+            (max_surge in zero and max_unavailable in zero)
+            or (autoscaling and min_replicas > max_replicas)
+            or pods > 1
+        ), result.stderr
+        return
+    check_timeline(result, 5, g, 10, 0, None)
+    probe = result.app_container()["readinessProbe"]
+    assert probe["periodSeconds"] == readiness["periodSeconds"]
+    assert probe["failureThreshold"] == readiness["failureThreshold"]
+    assert probe["httpGet"]["path"] == "/health/ready"
+    pdbs = result.find("PodDisruptionBudget")
+    if pods <= 1:
+        assert pdbs == []
+        return
+    (pdb,) = pdbs
+    spec = pdb["spec"]
+    assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    if "minAvailable" in spec:
+        min_available = spec["minAvailable"]
+        assert min_available != "100%"
+        assert not isinstance(min_available, int) or min_available < pods
+    else:
+        assert spec["maxUnavailable"] not in (0, "0%")

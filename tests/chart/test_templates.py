@@ -1,0 +1,550 @@
+"""Rendering assertions for each template: what `helm template` prints for given values."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.chart.rendering import (
+    CHART_DIR,
+    FULLNAME,
+    RELEASE,
+    helm_binary,
+    render,
+    render_error,
+)
+
+pytestmark = pytest.mark.chart
+
+SELECTOR = {"app.kubernetes.io/name": "fastapi-app", "app.kubernetes.io/instance": RELEASE}
+
+
+# --- names and labels ---------------------------------------------------------------
+
+
+def test_default_objects_and_standard_labels() -> None:
+    result = render()
+    assert result.kinds() == {
+        "ServiceAccount",
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Pod",
+    }
+    for obj in result.objects():
+        labels = obj["metadata"]["labels"]
+        assert labels["helm.sh/chart"] == "fastapi-app-0.1.0"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/version"] == "0.1.0"
+        assert obj["metadata"]["namespace"] == "default"
+        if obj["kind"] != "Pod":
+            assert obj["metadata"]["name"] == FULLNAME
+            assert SELECTOR.items() <= labels.items()
+
+
+def test_name_overrides() -> None:
+    assert render({"nameOverride": "orders"}).one("Service")["metadata"]["name"] == "demo-orders"
+    full = render({"fullnameOverride": "orders-api"})
+    assert {o["metadata"]["name"] for o in full.objects() if o["kind"] != "Pod"} == {"orders-api"}
+    assert full.one("Deployment")["spec"]["selector"]["matchLabels"] == SELECTOR
+
+
+def test_objects_land_in_the_release_namespace() -> None:
+    result = render(args=["--namespace", "shop"])
+    assert {o["metadata"]["namespace"] for o in result.objects()} == {"shop"}
+
+
+# --- Deployment -----------------------------------------------------------------------
+
+
+def test_image_reference_tag_digest_pull_policy_and_secrets() -> None:
+    assert render().app_container()["image"] == "fastapi-app:0.1.0"
+    digest = "sha256:" + "ab" * 32
+    result = render(
+        {
+            "image": {
+                "repository": "r.example/app",
+                "tag": "1.2.3",
+                "digest": digest,
+                "pullPolicy": "Always",
+            },
+            "imagePullSecrets": ["regcred", {"name": "other"}],
+        }
+    )
+    container = result.app_container()
+    assert container["image"] == f"r.example/app:1.2.3@{digest}"
+    assert container["imagePullPolicy"] == "Always"
+    assert result.pod_spec()["imagePullSecrets"] == [{"name": "regcred"}, {"name": "other"}]
+
+
+def test_rollout_keeps_full_capacity() -> None:
+    spec = render().one("Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert spec["minReadySeconds"] == 5
+    assert spec["selector"]["matchLabels"] == SELECTOR
+    custom = render({"rollout": {"maxSurge": "25%", "minReadySeconds": 0}}).one("Deployment")
+    assert custom["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == "25%"
+    assert custom["spec"]["minReadySeconds"] == 0
+
+
+def test_probes_hit_the_health_routes_and_readiness_fails_fast() -> None:
+    container = render().app_container()
+    assert container["startupProbe"]["httpGet"] == {"path": "/health/startup", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+    readiness = container["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/health/ready", "port": "http"}
+    # A draining pod (503 on /health/ready) is out of the endpoints within a few seconds,
+    # well inside the default drain of 30 s.
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] <= 5
+    # Liveness is lenient: it must never restart a pod in the middle of its drain.
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 30
+
+
+def test_probe_timings_are_overridable() -> None:
+    values = {
+        "startupProbe": {"failureThreshold": 90, "periodSeconds": 1},
+        "readinessProbe": {
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+            "timeoutSeconds": 2,
+            "initialDelaySeconds": 3,
+            "successThreshold": 2,
+        },
+        "livenessProbe": {"path": "/health/live", "periodSeconds": 20, "timeoutSeconds": 5},
+    }
+    container = render(values).app_container()
+    assert container["startupProbe"]["failureThreshold"] == 90
+    assert container["startupProbe"]["periodSeconds"] == 1
+    readiness = container["readinessProbe"]
+    assert (readiness["periodSeconds"], readiness["failureThreshold"]) == (1, 1)
+    assert (readiness["timeoutSeconds"], readiness["initialDelaySeconds"]) == (2, 3)
+    assert readiness["successThreshold"] == 2
+    assert container["livenessProbe"]["periodSeconds"] == 20
+    assert container["livenessProbe"]["timeoutSeconds"] == 5
+
+
+def test_security_defaults() -> None:
+    result = render()
+    pod = result.pod_spec()
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == FULLNAME
+    container = result.app_container()
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsNonRoot"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
+    resources = container["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_port_and_environment_wiring() -> None:
+    result = render({"containerPort": 9000, "config": {"webConcurrency": None}})
+    container = result.app_container()
+    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}]
+    env = result.env()
+    assert env["PORT"] == "9000"
+    assert "WEB_CONCURRENCY" not in env
+    assert result.pod_spec()["enableServiceLinks"] is False
+
+
+def test_topology_spread_across_nodes_by_default() -> None:
+    (constraint,) = render().pod_spec()["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "kubernetes.io/hostname"
+    assert constraint["maxSkew"] == 1
+    assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert constraint["labelSelector"] == {"matchLabels": SELECTOR}
+    assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    assert (
+        "topologySpreadConstraints" not in render({"topologySpread": {"enabled": False}}).pod_spec()
+    )
+
+
+def test_scheduling_and_pod_metadata_pass_through() -> None:
+    values: dict[str, Any] = {
+        "nodeSelector": {"pool": "web"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}
+        ],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "high",
+        "podAnnotations": {"team": "orders"},
+        "podLabels": {"tier": "api"},
+    }
+    result = render(values)
+    pod = result.pod_spec()
+    assert pod["nodeSelector"] == {"pool": "web"}
+    assert pod["tolerations"] == values["tolerations"]
+    assert pod["affinity"] == {"nodeAffinity": {}}
+    assert pod["priorityClassName"] == "high"
+    metadata = result.one("Deployment")["spec"]["template"]["metadata"]
+    assert metadata["annotations"]["team"] == "orders"
+    assert metadata["labels"]["tier"] == "api"
+
+
+def test_checksums_roll_the_pods_when_the_environment_changes() -> None:
+    def checksums(values: dict[str, Any]) -> dict[str, str]:
+        annotations = render(values).one("Deployment")["spec"]["template"]["metadata"]
+        return {k: v for k, v in annotations["annotations"].items() if k.startswith("checksum/")}
+
+    base = checksums({})
+    assert set(base) == {"checksum/config", "checksum/secret"}
+    assert (
+        checksums({"config": {"logLevel": "debug"}})["checksum/config"] != base["checksum/config"]
+    )
+    assert (
+        checksums({"shutdown": {"gracePeriodSeconds": 31}})["checksum/config"]
+        != (base["checksum/config"])
+    )
+    changed = checksums({"secret": {"adminToken": "t0ken"}})
+    assert changed["checksum/secret"] != base["checksum/secret"]
+    assert changed["checksum/config"] == base["checksum/config"]
+    assert "checksum/secret" not in checksums({"secret": {"existingSecret": "creds"}})
+
+
+def test_extra_env_is_appended() -> None:
+    extra = [
+        {"name": "FEATURE_X", "value": "on"},
+        {
+            "name": "OTEL_EXPORTER_OTLP_HEADERS",
+            "valueFrom": {"secretKeyRef": {"name": "otel", "key": "headers"}},
+        },
+    ]
+    assert render({"extraEnv": extra}).app_container()["env"] == extra
+
+
+# --- ConfigMap and Secret ------------------------------------------------------------
+
+
+def test_configmap_holds_the_non_secret_environment() -> None:
+    assert render().env() == {
+        "SERVICE_NAME": "api",
+        "LOG_LEVEL": "info",
+        "PORT": "8000",
+        "SLOW_REQUEST_MS": "500",
+        "WEB_CONCURRENCY": "2",
+        "GRACE_PERIOD_SECONDS": "30",
+        "SHUTDOWN_DELAY_SECONDS": "0",
+    }
+    env = render(
+        {
+            "config": {
+                "serviceName": "orders",
+                "logLevel": "warning",
+                "slowRequestMs": 250,
+                "forwardedAllowIps": "*",
+                "opentelemetry": {
+                    "serviceName": "orders",
+                    "exporterOtlpEndpoint": "http://collector:4318",
+                    "tracesSampler": "parentbased_traceidratio",
+                    "tracesSamplerArg": "0.25",
+                    "resourceAttributes": "env=prod",
+                },
+            },
+            "shutdown": {"retryAfterSeconds": 7, "delaySeconds": 2},
+        }
+    ).env()
+    assert env["SERVICE_NAME"] == "orders"
+    assert env["LOG_LEVEL"] == "warning"
+    assert env["SLOW_REQUEST_MS"] == "250"
+    assert env["FORWARDED_ALLOW_IPS"] == "*"
+    assert env["RETRY_AFTER_SECONDS"] == "7"
+    assert env["SHUTDOWN_DELAY_SECONDS"] == "2"
+    assert env["OTEL_SERVICE_NAME"] == "orders"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == "env=prod"
+
+
+def test_no_secret_object_when_no_secret_value_is_set() -> None:
+    result = render()
+    assert result.find("Secret") == []
+    assert "env" not in result.app_container()
+
+
+def test_chart_managed_secret_feeds_only_the_variables_that_are_set() -> None:
+    result = render(
+        {"secret": {"databaseUrl": "postgresql://u:p@db:5432/app", "adminToken": "s3cret"}}
+    )
+    secret = result.one("Secret")
+    assert secret["type"] == "Opaque"
+    assert set(secret["data"]) == {"DATABASE_URL", "ADMIN_TOKEN"}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in result.app_container()["env"]}
+    assert env == {
+        "ADMIN_TOKEN": {"name": FULLNAME, "key": "ADMIN_TOKEN", "optional": True},
+        "DATABASE_URL": {"name": FULLNAME, "key": "DATABASE_URL", "optional": True},
+    }
+    # Nothing secret leaks into the ConfigMap or the pod spec.
+    assert "s3cret" not in str(result.one("ConfigMap")) + str(result.one("Deployment"))
+
+
+def test_existing_secret_is_read_with_its_own_key_names() -> None:
+    result = render(
+        {"secret": {"existingSecret": "creds", "existingSecretKeys": {"databaseUrl": "db-url"}}}
+    )
+    assert result.find("Secret") == []
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in result.app_container()["env"]}
+    assert env["DATABASE_URL"] == {"name": "creds", "key": "db-url", "optional": True}
+    assert env["REDIS_URL"] == {"name": "creds", "key": "REDIS_URL", "optional": True}
+    assert set(env) == {"DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "API_TOKENS"}
+
+
+# --- Service and ServiceAccount ------------------------------------------------------
+
+
+def test_service_forwards_to_the_named_port() -> None:
+    service = render({"service": {"port": 8080, "annotations": {"a": "b"}}}).one("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == SELECTOR
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["metadata"]["annotations"]["a"] == "b"
+
+
+def test_service_account_mounts_no_token() -> None:
+    account = render({"serviceAccount": {"annotations": {"role": "x"}}}).one("ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"]["role"] == "x"
+    result = render({"serviceAccount": {"create": False, "name": "shared"}})
+    assert result.find("ServiceAccount") == []
+    assert result.pod_spec()["serviceAccountName"] == "shared"
+    assert render({"serviceAccount": {"name": "own"}}).pod_spec()["serviceAccountName"] == "own"
+
+
+# --- HPA and PDB -----------------------------------------------------------------------
+
+
+def test_hpa_replaces_the_replica_count() -> None:
+    assert render().find("HorizontalPodAutoscaler") == []
+    result = render(
+        {
+            "autoscaling": {
+                "enabled": True,
+                "minReplicas": 3,
+                "maxReplicas": 9,
+                "targetMemoryUtilizationPercentage": 80,
+            }
+        }
+    )
+    assert "replicas" not in result.one("Deployment")["spec"]
+    hpa = result.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": FULLNAME,
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    metrics = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"]["metrics"]}
+    assert metrics == {
+        "cpu": {"type": "Utilization", "averageUtilization": 70},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+
+
+def test_pdb_only_when_more_than_one_pod() -> None:
+    pdb = render().one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"] == {
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": {"matchLabels": SELECTOR},
+    }
+    assert render({"replicaCount": 1}).find("PodDisruptionBudget") == []
+    assert render({"podDisruptionBudget": {"enabled": False}}).find("PodDisruptionBudget") == []
+    scaled = render({"replicaCount": 1, "autoscaling": {"enabled": True, "minReplicas": 2}})
+    assert len(scaled.find("PodDisruptionBudget")) == 1
+    three = render({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}})
+    assert three.one("PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    assert "maxUnavailable" not in three.one("PodDisruptionBudget")["spec"]
+
+
+# --- NetworkPolicy, Ingress, ServiceMonitor -------------------------------------------
+
+
+def test_network_policy_admits_only_the_app_port() -> None:
+    assert render().find("NetworkPolicy") == []
+    open_policy = render({"networkPolicy": {"enabled": True}}).one("NetworkPolicy")
+    assert open_policy["spec"]["podSelector"] == {"matchLabels": SELECTOR}
+    assert open_policy["spec"]["policyTypes"] == ["Ingress"]
+    assert open_policy["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    egress = [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 5432}]}]
+    result = render(
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "allowedFrom": [peer],
+                "restrictEgress": True,
+                "egress": egress,
+            }
+        }
+    )
+    policy = result.one("NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    client = {"podSelector": {"matchLabels": {f"{FULLNAME}-client": "true"}}}
+    assert policy["ingress"][0]["from"] == [peer, client]
+    assert policy["egress"][0]["ports"] == [
+        {"port": 53, "protocol": "UDP"},
+        {"port": 53, "protocol": "TCP"},
+    ]
+    assert policy["egress"][1:] == egress
+    # The helm test pod carries the client label, so the policy lets it check readiness.
+    assert result.one("Pod")["metadata"]["labels"][f"{FULLNAME}-client"] == "true"
+
+
+def test_ingress_routes_hosts_to_the_service() -> None:
+    assert render().find("Ingress") == []
+    ingress = render(
+        {
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "hosts": [
+                    {"host": "api.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}
+                ],
+                "tls": [{"secretName": "tls", "hosts": ["api.example.com"]}],
+            }
+        }
+    ).one("Ingress")
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "tls", "hosts": ["api.example.com"]}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "api.example.com"
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": FULLNAME, "port": {"name": "http"}}},
+        }
+    ]
+
+
+def test_service_monitor_is_optional_and_off() -> None:
+    assert render().find("ServiceMonitor") == []
+    monitor = render(
+        {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}, "interval": "15s"}}
+    ).one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"] == {"matchLabels": SELECTOR}
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+
+
+# --- helm test pod and NOTES ---------------------------------------------------------------
+
+
+def test_helm_test_pod_checks_readiness_through_the_service_with_the_app_image() -> None:
+    result = render({"image": {"repository": "r.example/app", "tag": "9"}})
+    pod = result.one("Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert not SELECTOR.items() <= pod["metadata"]["labels"].items(), "must not join the Service"
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == result.app_container()["image"] == "r.example/app:9"
+    assert container["command"][-1] == f"http://{FULLNAME}:80/health/ready"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert render({"tests": {"enabled": False}}).find("Pod") == []
+
+
+def test_helm_test_script_is_valid_python() -> None:
+    script = render().one("Pod")["spec"]["containers"][0]["command"][2]
+    compile(script, "helm-test", "exec")
+
+
+def test_notes_state_the_timeline() -> None:
+    """NOTES.txt needs an install; helm v4 renders it client-side without a cluster."""
+    helm4 = helm_binary("helm4")
+    proc = subprocess.run(
+        [
+            helm4,
+            "install",
+            RELEASE,
+            str(CHART_DIR),
+            "--dry-run=client",
+            "--set",
+            "shutdown.preStopSeconds=10",
+            "--set",
+            "shutdown.gracePeriodSeconds=60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "preStop sleeps 10 s" in notes
+    assert "drain up to 60 s" in notes
+    assert "t=80s" in notes and "terminationGracePeriodSeconds" in notes
+    assert f"helm test {RELEASE}" in notes
+
+
+# --- checkov skips are written down -------------------------------------------------------
+
+
+def test_every_checkov_skip_has_a_reason() -> None:
+    result = render(
+        {
+            "secret": {"adminToken": "x"},
+            "ingress": {
+                "enabled": True,
+                "hosts": [{"host": "a.example", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+            },
+        }
+    )
+    skips = {
+        (obj["kind"], key): value
+        for obj in result.objects()
+        for key, value in (obj["metadata"].get("annotations") or {}).items()
+        if key.startswith("checkov.io/skip")
+    }
+    assert skips, "expected the documented checkov skips"
+    for (kind, _), value in skips.items():
+        check, _, reason = value.partition("=")
+        assert check.startswith(("CKV_K8S_", "CKV2_K8S_")), (kind, value)
+        assert len(reason) > 30, f"{kind}: skip of {check} needs a written reason"
+
+
+def test_digest_and_network_policy_drop_their_checkov_skips() -> None:
+    def skipped(values: dict[str, Any]) -> set[str]:
+        annotations = render(values).one("Deployment")["metadata"]["annotations"]
+        return {v.split("=", 1)[0] for k, v in annotations.items() if k.startswith("checkov")}
+
+    assert {"CKV_K8S_43", "CKV2_K8S_6"} <= skipped({})
+    pinned = skipped(
+        {"image": {"digest": "sha256:" + "0" * 64}, "networkPolicy": {"enabled": True}}
+    )
+    assert "CKV_K8S_43" not in pinned
+    assert "CKV2_K8S_6" not in pinned
+
+
+def test_cross_value_failures_say_what_to_change() -> None:
+    assert "extraEnv sets GRACE_PERIOD_SECONDS" in render_error(
+        {"extraEnv": [{"name": "GRACE_PERIOD_SECONDS", "value": "5"}]}
+    )
