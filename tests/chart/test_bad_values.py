@@ -31,8 +31,8 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     ("negative preStop", {"shutdown": {"preStopSeconds": -5}}, ["/shutdown/preStopSeconds"]),
     (
-        "cleanup below the app's 5 s budget",
-        {"shutdown": {"cleanupSeconds": 4}},
+        "cleanup below the app's budget + Gunicorn's margin",
+        {"shutdown": {"cleanupSeconds": 6}},
         ["/shutdown/cleanupSeconds", "minimum"],
     ),
     (

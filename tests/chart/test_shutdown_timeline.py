@@ -75,7 +75,7 @@ def check_timeline(result: Result, p: int, g: int, c: int, d: int, t: int | None
 @given(
     p=seconds,
     g=seconds,
-    c=st.one_of(st.integers(5, 60), st.sampled_from([5, 3600])),
+    c=st.one_of(st.integers(7, 60), st.sampled_from([7, 3600])),
     t_offset=st.one_of(st.none(), st.integers(-30, 30)),
     delay=st.integers(0, 130),
     form=st.sampled_from(["auto", "auto", "sleepAction", "exec"]),
@@ -83,8 +83,8 @@ def check_timeline(result: Result, p: int, g: int, c: int, d: int, t: int | None
 )
 @example(p=5, g=30, c=10, t_offset=None, delay=0, form="auto", kube_version="1.30.0")
 @example(p=5, g=30, c=10, t_offset=-1, delay=0, form="auto", kube_version="1.29.9")
-@example(p=0, g=0, c=5, t_offset=0, delay=0, form="exec", kube_version="1.28.0")
-@example(p=10, g=20, c=5, t_offset=None, delay=21, form="auto", kube_version="1.34.0")
+@example(p=0, g=0, c=7, t_offset=0, delay=0, form="exec", kube_version="1.28.0")
+@example(p=10, g=20, c=7, t_offset=None, delay=21, form="auto", kube_version="1.34.0")
 def test_every_rendering_covers_the_timeline_or_fails_with_the_documented_message(
     p: int,
     g: int,
