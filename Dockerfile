@@ -51,9 +51,14 @@ sqlalchemy.dialects.sqlite.aiosqlite, uvicorn.server, uvicorn.loops.uvloop, \
 uvicorn.protocols.http.httptools_impl, uvicorn.lifespan.on, uvicorn_worker, uvloop"
 
 FROM ${BASE_IMAGE} AS runtime
+# appuser with a fixed UID/GID; and the base image's own pip goes too (the app never
+# installs anything at run time): a whiteout of a few kB, no installer left on PATH.
 RUN groupadd --system --gid 10001 appuser \
     && useradd --system --uid 10001 --gid appuser --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin appuser
+        --home-dir /nonexistent --shell /usr/sbin/nologin appuser \
+    && pip_dir="$(python3 -c 'import os, pip; print(os.path.dirname(pip.__file__))' 2>/dev/null || true)" \
+    && if [ -n "$pip_dir" ]; then rm -rf "$pip_dir" "$pip_dir"-*.dist-info; fi \
+    && rm -f /usr/local/bin/pip /usr/local/bin/pip3* /usr/bin/pip /usr/bin/pip3*
 # Root owns every file (the default of COPY), so the app cannot change its own code.
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app

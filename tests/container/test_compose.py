@@ -1,0 +1,206 @@
+"""docker-compose.yml with Compose v1.29 (Debian's docker-compose) and Compose v2: its
+resolved configuration, then the real stack on the stand-in images."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.container.conftest import BaseImages, report
+from tests.container.dockerutil import TOOLS_BIN, Docker, get, run, wait_http
+from tests.support import REPO_ROOT, free_port, missing, wait_for
+
+pytestmark = pytest.mark.container
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+CHART_VALUES = REPO_ROOT / "deploy/helm/fastapi-app/values.yaml"
+# Compose's own defaults for the shutdown numbers (docker-compose.yml's ${VAR:-default}).
+DEFAULT_GRACE_SECONDS = 30
+DEFAULT_DELAY_SECONDS = 0
+
+
+@dataclass(frozen=True)
+class Compose:
+    version: str  # "v1" or "v2"
+    command: list[str]
+
+    def __call__(
+        self, project: str, *args: str, env: dict[str, str], timeout_s: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return run(
+            [*self.command, "-f", str(COMPOSE_FILE), "-p", project, *args],
+            env=env,
+            timeout_s=timeout_s,
+        )
+
+
+def find_compose(version: str) -> Compose:
+    if version == "v1":
+        path = shutil.which("docker-compose")
+        if path:
+            out = run([path, "version", "--short"], check=False).stdout.strip()
+            if out.startswith("1."):
+                return Compose("v1", [path])
+        missing("Compose v1.29 as docker-compose (apt-get install docker-compose)")
+    candidates = [["docker", "compose"], [str(TOOLS_BIN / "docker-compose-v2")]]
+    for command in candidates:
+        if shutil.which(command[0]) is None:
+            continue
+        out = run([*command, "version", "--short"], check=False).stdout.strip()
+        if re.match(r"v?2\.", out):
+            return Compose("v2", command)
+    missing("Compose v2 (bash tests/container/standins/install-compose-v2.sh)")
+    raise AssertionError  # unreachable
+
+
+@pytest.fixture(params=["v1", "v2"])
+def compose(request: pytest.FixtureRequest) -> Compose:
+    return find_compose(str(request.param))
+
+
+def stack_env(app_image: str, images: BaseImages, port: int) -> dict[str, str]:
+    return {
+        "APP_IMAGE": app_image,
+        "BASE_IMAGE": images.python,
+        "POSTGRES_IMAGE": images.postgres,
+        "REDIS_IMAGE": images.redis,
+        "APP_PORT": str(port),
+        # Compose v1 would otherwise build with the legacy builder, which cannot.
+        "COMPOSE_DOCKER_CLI_BUILD": "1",
+        "DOCKER_BUILDKIT": "1",
+    }
+
+
+def duration_seconds(text: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", str(text)):
+        total += float(amount) * units[unit]
+    return total
+
+
+def chart_cleanup_seconds() -> int | None:
+    if not CHART_VALUES.exists():
+        return None
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    return int(values["shutdown"]["cleanupSeconds"])
+
+
+def test_compose_config_resolves(compose: Compose) -> None:
+    env = {
+        "APP_IMAGE": "local/app:1",
+        "BASE_IMAGE": "local/python:1",
+        "POSTGRES_IMAGE": "local/postgres:1",
+        "REDIS_IMAGE": "local/redis:1",
+    }
+    project = f"fastapi-app-config-{compose.version}"
+    config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
+    services = config["services"]
+    assert {"app", "postgres", "redis"} <= set(services)
+    app = services["app"]
+    assert app["image"] == "local/app:1"
+    assert app["build"]["args"]["BASE_IMAGE"] == "local/python:1"
+    assert services["postgres"]["image"] == "local/postgres:1"
+    assert services["redis"]["image"] == "local/redis:1"
+    depends = app["depends_on"]
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["redis"]["condition"] == "service_healthy"
+    for name in ("postgres", "redis"):
+        assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+    # The app's health check is its image's HEALTHCHECK (test_image_metadata).
+    assert "healthcheck" not in app or not app["healthcheck"].get("disable")
+    assert app["read_only"] is True
+    volume = services["postgres"]["volumes"][0]
+    source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+    assert source == "pgdata" and "pgdata" in config["volumes"]
+    environment = app["environment"]
+    assert environment["GRACE_PERIOD_SECONDS"] == str(DEFAULT_GRACE_SECONDS)
+    assert environment["SHUTDOWN_DELAY_SECONDS"] == str(DEFAULT_DELAY_SECONDS)
+    # stop_grace_period = delay + grace + the chart's cleanup budget (its T without preStop).
+    cleanup = chart_cleanup_seconds()
+    stop_s = duration_seconds(app["stop_grace_period"])
+    if cleanup is not None:
+        assert stop_s == DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS + cleanup
+    assert stop_s > DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS
+
+
+def test_env_example_documents_every_compose_variable() -> None:
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE_FILE.read_text()))
+    documented = set(
+        re.findall(r"^#?\s*([A-Z0-9_]+)=", (REPO_ROOT / ".env.example").read_text(), re.M)
+    )
+    assert used - documented == set()
+
+
+@pytest.fixture
+def project(compose: Compose, docker: Docker) -> Iterator[str]:
+    name = f"fastapi-app-ct-{compose.version}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    yield name
+    # Whatever the test did, leave nothing behind.
+    subprocess.run(
+        [*compose.command, "-f", str(COMPOSE_FILE), "-p", name, "down", "-v", "--remove-orphans"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ready_checks(port: int) -> tuple[int, dict[str, Any]]:
+    response = get(f"http://127.0.0.1:{port}/health/ready", timeout_s=10)
+    body = response.json()
+    assert isinstance(body, dict)
+    return response.status_code, body
+
+
+def test_compose_stack_with_stand_ins(
+    compose: Compose,
+    project: str,
+    docker: Docker,
+    app_image: str,
+    base_images: BaseImages,
+    pytestconfig: pytest.Config,
+) -> None:
+    port = free_port()
+    env = stack_env(app_image, base_images, port)
+    compose(project, "up", "-d", "--no-build", env=env)
+    app_id = compose(project, "ps", "-q", "app", env=env).stdout.strip()
+    docker.wait_healthy(app_id, timeout_s=120)
+
+    body = wait_http(f"http://127.0.0.1:{port}/health/ready", 60).json()
+    assert body["checks"]["database"]["healthy"] is True, body
+    assert body["checks"]["redis"]["healthy"] is True, body
+
+    # PostgreSQL down: readiness says so (503), the app itself stays up.
+    compose(project, "stop", "postgres", env=env)
+    seen: list[tuple[int, dict[str, Any]]] = []
+
+    def database_down() -> bool:
+        seen[:] = [ready_checks(port)]
+        return seen[0][0] == 503 and seen[0][1]["checks"]["database"]["healthy"] is False
+
+    wait_for(database_down, 45, interval_s=1, what="readiness 503 with postgres stopped")
+    assert seen[0][1]["checks"]["redis"]["healthy"] is True
+    assert get(f"http://127.0.0.1:{port}/health/live").status_code == 200
+
+    # And back.
+    compose(project, "start", "postgres", env=env)
+    body = wait_http(f"http://127.0.0.1:{port}/health/ready", 90).json()
+    assert body["checks"]["database"]["healthy"] is True, body
+
+    # `down -v` removes containers, network and the database volume.
+    compose(project, "down", "-v", env=env)
+    label = f"label=com.docker.compose.project={project}"
+    assert docker("ps", "-aq", "--filter", label).stdout.strip() == ""
+    assert docker("volume", "ls", "-q", "--filter", label).stdout.strip() == ""
+    assert docker("network", "ls", "-q", "--filter", label).stdout.strip() == ""
+    report(pytestconfig, f"compose {compose.version}: stack up, postgres stop/start, down -v: ok")
