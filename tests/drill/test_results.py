@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from tools.drill.errors import ErrorKind
 from tools.drill.results import (
+    Event,
     LatencyStats,
     RequestResult,
     Timeline,
     percentile,
+    removal_margins,
     render,
     summarize,
     to_dict,
@@ -99,7 +101,7 @@ def test_verdict() -> None:
     assert verdict(failing) == ["5 of 8 requests failed"]
     assert verdict(failing, expect_failures=True) == []
     assert "could not detect" in verdict(clean, expect_failures=True)[0]
-    assert verdict(clean, min_requests=5000) == ["only 10 requests sent, fewer than 5000"]
+    assert verdict(clean, min_requests=5000) == ["only 10 requests sent, fewer than 5,000"]
 
 
 def test_render_names_the_figures() -> None:
@@ -131,3 +133,35 @@ def test_timeline_restart_keeps_earlier_events_before_zero() -> None:
     assert timeline.find("sigterm", "r1") == event
     assert timeline.find("sigterm", "r2") is None
     assert event.detail == {"code": 0}
+
+
+def test_record_at_and_from_wall_line_up_outside_observations() -> None:
+    timeline = Timeline()
+    timeline.record("sigterm", "r1")
+    seen = timeline.record_at(
+        timeline.from_wall(timeline.origin_wall - 1), "endpoint_removed", "r1"
+    )
+    assert seen.t_s == -1.0
+    assert [e.name for e in timeline.events] == ["endpoint_removed", "sigterm"]  # in time order
+
+
+def test_removal_margins() -> None:
+    events = [
+        Event(5.0, "deleted", "r1"),
+        Event(6.0, "rotation_out", "r1"),
+        Event(8.0, "sigterm", "r1"),
+        Event(12.0, "sigterm", "r2"),
+        Event(12.5, "rotation_out", "r2"),
+        Event(13.0, "rotation_out", "r3"),  # never signalled: not compared
+    ]
+    assert removal_margins(events) == {"r1": 2.0, "r2": -0.5}
+    pods = [Event(1.0, "endpoint_removed", "pod-a"), Event(3.5, "sigterm", "pod-a")]
+    assert removal_margins(pods, removed="endpoint_removed") == {"pod-a": 2.5}
+
+
+def test_render_lists_events_unless_asked_not_to() -> None:
+    results = [r(0)]
+    events = [Event(3.0, "rollout_finished", "command", {"code": 0})]
+    s = summarize(results, duration_s=1, target_rate=1, events=events)
+    assert "events           rollout_finished command t=3.0s code=0" in render(s)
+    assert not any(line.startswith("events") for line in render(s, show_events=False))

@@ -141,7 +141,7 @@ def report(
 ) -> int:
     if not title_printed:
         print(f"== {title}")
-    for line in render(summary):
+    for line in render(summary, show_events=not replicas):
         print(line)
     if replicas:
         print("replicas (exit time and code of each replaced one)")

@@ -152,9 +152,11 @@ async def _read_response(conn: Connection, method: str) -> Response:
         elif kind == "chunked":
             body = await _read_chunked(reader)
         elif kind == "eof":
-            body = await reader.read(MAX_BODY_BYTES)
-            while chunk := await reader.read(MAX_BODY_BYTES):
+            body = b""
+            while chunk := await reader.read(64 * 1024):
                 body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise ProtocolError("body too large")
         else:
             body = b""
     except asyncio.IncompleteReadError as exc:

@@ -262,5 +262,6 @@ async def run_drill(
         target_rate=config.rate,
         events=timeline.events,
         send_lags_s=generator.send_lags_s,
+        started_at=timeline.origin_wall,
     )
     return DrillOutcome(summary=summary, results=results, problems=problems)

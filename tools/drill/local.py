@@ -19,6 +19,7 @@ import dataclasses
 import shutil
 import signal
 import socket
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,18 @@ class LocalOutcome:
     workdir: str
 
 
+def create_sqlite_database(path: Path) -> None:
+    """An empty SQLite file in WAL mode (a property of the file, so every replica gets it).
+
+    With the default rollback journal, readers and writers of 2N processes lock each other
+    out and a busy machine turns lock waits into 503s that have nothing to do with shutdown.
+    """
+    with sqlite3.connect(path) as db:
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal":
+        raise RuntimeError(f"could not put {path} in WAL mode (got {mode!r})")
+
+
 def allocate_ports(count: int) -> list[int]:
     """Distinct free loopback ports (held open together so none is handed out twice)."""
     socks: list[socket.socket] = []
@@ -151,6 +164,8 @@ class LocalDrill:
         )
 
     async def start(self) -> None:
+        if not self.s.database_url:
+            create_sqlite_database(self.workdir / "drill.db")
         await self.haproxy.start()
         first = self.replicas[: self.s.replicas]
         for replica in first:

@@ -62,15 +62,43 @@ class Timeline:
         self.events = [Event(e.t_s - shift, e.name, e.subject, e.detail) for e in self.events]
 
     def record(self, name: str, subject: str = "", **detail: Detail) -> Event:
-        event = Event(round(self.now(), 3), name, subject, dict(detail))
+        return self.record_at(self.now(), name, subject, **detail)
+
+    def record_at(self, t_s: float, name: str, subject: str = "", **detail: Detail) -> Event:
+        """Record something observed elsewhere (a log line, an API watch) at time t_s."""
+        event = Event(round(t_s, 3), name, subject, dict(detail))
         self.events.append(event)
+        self.events.sort(key=lambda e: e.t_s)
         return event
+
+    def from_wall(self, wall_s: float) -> float:
+        """A wall-clock time (Unix seconds, e.g. a log line's timestamp) on this timeline."""
+        return wall_s - self.origin_wall
 
     def find(self, name: str, subject: str = "") -> Event | None:
         for event in self.events:
             if event.name == name and (not subject or event.subject == subject):
                 return event
         return None
+
+
+def removal_margins(
+    events: Sequence[Event], removed: str = "rotation_out", signalled: str = "sigterm"
+) -> dict[str, float]:
+    """Per subject: seconds from leaving the load balancer's rotation to SIGTERM.
+
+    Positive: it stopped receiving new requests before it was told to stop (what preStop
+    is for); negative: SIGTERM came first and any request sent in between could fail. The
+    kind e2e suite passes its own names ("endpoint_removed" from EndpointSlices).
+    """
+    first: dict[tuple[str, str], float] = {}
+    for e in events:
+        first.setdefault((e.name, e.subject), e.t_s)
+    return {
+        subject: round(first[(signalled, subject)] - t, 3)
+        for (name, subject), t in first.items()
+        if name == removed and (signalled, subject) in first
+    }
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -120,6 +148,7 @@ class Summary:
     by_server: dict[str, int]
     max_send_lag_ms: float  # how late the client sent its worst request (client saturation)
     events: list[Event]
+    started_at: float  # wall clock (Unix seconds) of t=0, to line events up with logs
 
 
 def summarize(
@@ -129,6 +158,7 @@ def summarize(
     target_rate: float,
     events: Sequence[Event] = (),
     send_lags_s: Sequence[float] = (),
+    started_at: float = 0.0,
 ) -> Summary:
     results = list(results)
     answered = [r for r in results if r.status is not None]
@@ -155,6 +185,7 @@ def summarize(
         by_server=dict(sorted(Counter(r.server for r in answered if r.server).items())),
         max_send_lag_ms=round(max(send_lags_s, default=0.0) * 1000, 1),
         events=list(events),
+        started_at=started_at,
     )
 
 
@@ -162,11 +193,11 @@ def verdict(summary: Summary, *, expect_failures: bool = False, min_requests: in
     """Problems that make the drill fail; an empty list is a pass."""
     problems: list[str] = []
     if summary.sent < min_requests:
-        problems.append(f"only {summary.sent} requests sent, fewer than {min_requests}")
+        problems.append(f"only {summary.sent:,} requests sent, fewer than {min_requests:,}")
     if expect_failures and summary.failed == 0:
         problems.append("control run: no request failed, so this drill could not detect a failure")
     if not expect_failures and summary.failed:
-        problems.append(f"{summary.failed} of {summary.sent} requests failed")
+        problems.append(f"{summary.failed:,} of {summary.sent:,} requests failed")
     return problems
 
 
@@ -174,7 +205,7 @@ def _fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def render(summary: Summary) -> list[str]:
+def render(summary: Summary, *, show_events: bool = True) -> list[str]:
     """Human-readable lines (the drill's stdout)."""
     achieved = summary.sent / summary.duration_s if summary.duration_s else 0.0
     errors = ", ".join(f"{k} {v}" for k, v in summary.errors.items())
@@ -202,6 +233,16 @@ def render(summary: Summary) -> list[str]:
             "answered by      " + ", ".join(f"{k} {v:,}" for k, v in summary.by_server.items())
         )
     lines.append(f"client send lag  max {summary.max_send_lag_ms:.1f} ms")
+    if show_events and summary.events:
+        shown_events = summary.events[:40]
+        lines.append(
+            "events           "
+            + ", ".join(
+                f"{e.name}{' ' + e.subject if e.subject else ''} t={e.t_s:.1f}s"
+                + "".join(f" {k}={v}" for k, v in e.detail.items() if k != "command")
+                for e in shown_events
+            )
+        )
     if summary.failures_per_second:
         shown = summary.failures_per_second[:20]
         more = len(summary.failures_per_second) - len(shown)
