@@ -529,6 +529,8 @@ def test_every_checkov_skip_has_a_reason() -> None:
         check, _, reason = value.partition("=")
         assert check.startswith(("CKV_K8S_", "CKV2_K8S_")), (kind, value)
         assert len(reason) > 30, f"{kind}: skip of {check} needs a written reason"
+        # checkov splits `ID=reason` at every "=": a reason must not contain one.
+        assert "=" not in reason, f"{kind}: the reason for {check} contains '='"
 
 
 def test_digest_and_network_policy_drop_their_checkov_skips() -> None:
