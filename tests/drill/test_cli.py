@@ -23,9 +23,20 @@ def test_load_options() -> None:
 
 def test_local_defaults_match_the_timeline() -> None:
     args = build_parser().parse_args(["local"])
-    assert (args.replicas, args.prestop_seconds, args.endpoint_lag_seconds) == (3, 3.0, 1.0)
-    assert args.prestop_seconds > args.endpoint_lag_seconds  # preStop covers the lag
+    assert (args.replicas, args.prestop_seconds, args.shutdown_delay_seconds) == (3, 3.0, 1.0)
+    lags = args.endpoint_lag_seconds
+    assert min(lags) < args.prestop_seconds < max(lags)  # one replica gets late requests...
+    assert max(lags) < args.prestop_seconds + args.shutdown_delay_seconds  # ...still served
     assert not args.control
+
+
+@pytest.mark.parametrize("bad", ["", "a,b", "1,-1"])
+def test_endpoint_lags_must_be_seconds(bad: str) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["local", "--endpoint-lag-seconds", bad])
+    assert build_parser().parse_args(
+        ["local", "--endpoint-lag-seconds", "0.5"]
+    ).endpoint_lag_seconds == (0.5,)
 
 
 def test_render_replica() -> None:

@@ -33,11 +33,19 @@ def test_control_switches_the_protections_off() -> None:
     assert protected.replica_command() == SERVICE_COMMAND
     assert control.replica_command() == SERVICE_COMMAND + STOCK_WORKER_ARGS
     assert (control.prestop_s, control.shutdown_delay_s) == (0, 0)
-    assert control.endpoint_lag_s == protected.endpoint_lag_s  # the world stays the same
+    assert control.endpoint_lags_s == protected.endpoint_lags_s  # the world stays the same
     assert SERVICE_COMMAND[1:] == ("-c", "python:service.gunicorn_conf", "service.main:app")
 
 
-@pytest.mark.parametrize("changes", [{"replicas": 0}, {"prestop_s": -1}])
+def test_endpoint_lags_cycle() -> None:
+    s = LocalSettings(endpoint_lags_s=(1.0, 3.5))
+    assert [s.endpoint_lag(i) for i in range(3)] == [1.0, 3.5, 1.0]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"replicas": 0}, {"prestop_s": -1}, {"endpoint_lags_s": ()}, {"endpoint_lags_s": (-1,)}],
+)
 def test_settings_validation(changes: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         LocalSettings(**changes)  # type: ignore[arg-type]

@@ -20,6 +20,17 @@ from tools.drill.rollout import command_action
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
+def seconds_list(text: str) -> tuple[float, ...]:
+    """ "1,2,3.5" -> (1.0, 2.0, 3.5); each value >= 0."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of seconds: {text!r}") from exc
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"need one or more seconds >= 0: {text!r}")
+    return values
+
+
 def _add_load_options(p: argparse.ArgumentParser, *, duration: float) -> None:
     g = p.add_argument_group("load")
     g.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
@@ -84,9 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--endpoint-lag-seconds",
-        type=float,
-        default=1.0,
-        help="delay between deletion and leaving the rotation, like endpoint propagation",
+        type=seconds_list,
+        default=(1.0, 2.0, 3.5),
+        help="delay between deletion and leaving the rotation (endpoint propagation), one per "
+        "replacement, cycled (default 1,2,3.5)",
     )
     local.add_argument("--proxy-mode", choices=["http", "tcp"], default="http")
     local.add_argument("--database-url", default="", help="default: SQLite file in the run dir")
@@ -196,7 +208,7 @@ async def _local(args: argparse.Namespace) -> int:
         shutdown_delay_s=args.shutdown_delay_seconds,
         grace_s=args.grace_seconds,
         termination_grace_s=args.termination_grace_seconds,
-        endpoint_lag_s=args.endpoint_lag_seconds,
+        endpoint_lags_s=args.endpoint_lag_seconds,
         control=args.control,
         stock_worker=args.stock_worker,
         proxy_mode=args.proxy_mode,
@@ -210,7 +222,8 @@ async def _local(args: argparse.Namespace) -> int:
         f"local drill{' (CONTROL: stock worker, no preStop, no delay)' if args.control else ''}"
         f"{' (stock worker)' if settings.stock_worker and not args.control else ''}: "
         f"{settings.replicas} replicas x {settings.workers} workers, {args.rate:g} req/s, "
-        f"preStop {settings.prestop_s:g}s, endpoint lag {settings.endpoint_lag_s:g}s, "
+        f"preStop {settings.prestop_s:g}s, "
+        f"endpoint lags {','.join(f'{v:g}' for v in settings.endpoint_lags_s)}s, "
         f"shutdown delay {settings.shutdown_delay_s:g}s, grace {settings.grace_s:g}s, "
         f"terminationGracePeriod {settings.termination_grace:g}s, proxy {settings.proxy_mode}"
     )

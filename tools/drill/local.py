@@ -3,9 +3,12 @@
 For each old replica, like a Deployment with maxSurge 1 and maxUnavailable 0:
   1. start the new replica, wait until it answers /health/ready, put it into rotation and
      wait until HAProxy's own health check reports it UP;
-  2. delete the old one (t=0): it leaves the rotation `endpoint_lag_s` later (endpoints and
-     kube-proxy update asynchronously; HAProxy "drain" = no new requests, like an endpoint
-     removal), while the preStop wait runs from t=0;
+  2. delete the old one (t=0): it leaves the rotation a lag later (endpoints and kube-proxy
+     update asynchronously; HAProxy "drain" = no new requests, like an endpoint removal),
+     while the preStop wait runs from t=0. The lags cycle through `endpoint_lags_s`; the
+     default (1, 2, 3.5 s with a 3 s preStop and a 1 s shutdown delay) makes the last
+     replica receive requests after its SIGTERM, as a slow endpoint update does, so the
+     drill needs the preStop wait AND a worker that keeps serving during the delay;
   3. SIGTERM at t=preStop; wait for the exit until t=terminationGracePeriodSeconds, then
      SIGKILL the whole process group.
 The control run does the same with the protections off: the stock UvicornWorker, no
@@ -47,7 +50,7 @@ class LocalSettings:
     shutdown_delay_s: float = 1.0
     grace_s: float = 10.0  # GRACE_PERIOD_SECONDS
     termination_grace_s: float | None = None  # default: prestop + grace + cleanup margin
-    endpoint_lag_s: float = 1.0
+    endpoint_lags_s: tuple[float, ...] = (1.0, 2.0, 3.5)  # one per replacement, cycled
     control: bool = False  # all protections off (implies stock_worker, no preStop, no delay)
     stock_worker: bool = False  # only the worker class off: see what the worker adds
     proxy_mode: ProxyMode = "http"
@@ -69,8 +72,13 @@ class LocalSettings:
             self.shutdown_delay_s = 0.0
         if not 1 <= self.replicas <= 10:
             raise ValueError("replicas must be between 1 and 10")
-        if min(self.prestop_s, self.shutdown_delay_s, self.grace_s, self.endpoint_lag_s) < 0:
+        if not self.endpoint_lags_s:
+            raise ValueError("endpoint lags must not be empty")
+        if min(self.prestop_s, self.shutdown_delay_s, self.grace_s, *self.endpoint_lags_s) < 0:
             raise ValueError("times must not be negative")
+
+    def endpoint_lag(self, replacement: int) -> float:
+        return self.endpoint_lags_s[replacement % len(self.endpoint_lags_s)]
 
     @property
     def termination_grace(self) -> float:
@@ -182,11 +190,13 @@ class LocalDrill:
     async def rollout(self, timeline: Timeline) -> list[str]:
         problems: list[str] = []
         n = self.s.replicas
-        for old, new in zip(self.replicas[:n], self.replicas[n:], strict=True):
-            problems += await self.replace(old, new, timeline)
+        for i, (old, new) in enumerate(zip(self.replicas[:n], self.replicas[n:], strict=True)):
+            problems += await self.replace(old, new, self.s.endpoint_lag(i), timeline)
         return problems
 
-    async def replace(self, old: Replica, new: Replica, timeline: Timeline) -> list[str]:
+    async def replace(
+        self, old: Replica, new: Replica, endpoint_lag_s: float, timeline: Timeline
+    ) -> list[str]:
         s = self.s
         api = self.haproxy.api
         timeline.record("replica_starting", new.name, port=new.port)
@@ -199,11 +209,11 @@ class LocalDrill:
 
         report = old.report
         report.replaced_by = new.name
-        report.deleted_at_s = timeline.record("deleted", old.name).t_s
+        report.deleted_at_s = timeline.record("deleted", old.name, lag_s=endpoint_lag_s).t_s
         deleted = asyncio.get_running_loop().time()
 
         async def leave_rotation() -> None:
-            await asyncio.sleep(s.endpoint_lag_s)
+            await asyncio.sleep(endpoint_lag_s)
             await api.set_state(old.name, "drain")
             report.rotation_out_at_s = timeline.record("rotation_out", old.name).t_s
 
