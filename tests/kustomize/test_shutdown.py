@@ -1,0 +1,135 @@
+"""The shutdown arithmetic holds in the base, every overlay and the preStop component:
+terminationGracePeriodSeconds T >= preStop P + grace G + cleanup C with the chart's numbers,
+and the app is told G (GRACE_PERIOD_SECONDS, from the ConfigMap its envFrom names).
+The generator carries any numbers the chart is given, not only the defaults (property test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.chart.rendering import Result
+from tests.kustomize.building import (
+    RENDERINGS,
+    app_container,
+    build_copy,
+    chart_defaults,
+    copy_tree,
+    helm,
+    referenced_config,
+    rendering,
+)
+from tools import kustomize_sync
+
+pytestmark = pytest.mark.chart
+
+# The chart's schema sets the floor of C (cleanup budget and margin); follow it.
+_SCHEMA = json.loads((kustomize_sync.CHART_DIR / "values.schema.json").read_text())
+MIN_CLEANUP_SECONDS = int(
+    _SCHEMA["properties"]["shutdown"]["properties"]["cleanupSeconds"]["minimum"]
+)
+
+# Variables that steer the drain; only the ConfigMap (the chart's configData) may set them.
+SHUTDOWN_ENV = {"GRACE_PERIOD_SECONDS", "SHUTDOWN_DELAY_SECONDS", "RETRY_AFTER_SECONDS"}
+
+
+def timeline(result: Result) -> tuple[int, int, int, int]:
+    """(P, G, T, delay) as the rendering carries them."""
+    (deployment,) = result.find("Deployment")
+    container = app_container(deployment)
+    pre_stop = container.get("lifecycle", {}).get("preStop")
+    if pre_stop is None:
+        p = 0
+    elif "sleep" in pre_stop:
+        p = int(pre_stop["sleep"]["seconds"])
+    else:
+        command = pre_stop["exec"]["command"]
+        assert command[0] == "sleep" and len(command) == 2, command
+        p = int(command[1])
+    config = referenced_config(result)
+    overridden = {e["name"] for e in container.get("env", [])} & SHUTDOWN_ENV
+    assert not overridden, f"container env overrides the ConfigMap's {overridden}"
+    t = int(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+    return p, int(config["GRACE_PERIOD_SECONDS"]), t, int(config["SHUTDOWN_DELAY_SECONDS"])
+
+
+def chart_numbers() -> dict[str, int]:
+    """P, G, C from the chart's values.yaml; T as the chart computes it (no override)."""
+    shutdown = chart_defaults()["shutdown"]
+    numbers = {
+        "P": int(shutdown["preStopSeconds"]),
+        "G": int(shutdown["gracePeriodSeconds"]),
+        "C": int(shutdown["cleanupSeconds"]),
+    }
+    numbers["T"] = numbers["P"] + numbers["G"] + numbers["C"]
+    return numbers
+
+
+def with_component(tmp_path: Path, overlay: str) -> Result:
+    tree = copy_tree(tmp_path)
+    (tree / "check").mkdir()
+    (tree / "check/kustomization.yaml").write_text(
+        f"resources: [../{overlay}]\ncomponents: [../components/prestop-sleep-action]\n"
+    )
+    return build_copy(tree / "check")
+
+
+def check(result: Result, want: dict[str, int]) -> None:
+    p, g, t, delay = timeline(result)
+    assert t >= p + g + want["C"], f"T={t} < P+G+C = {p}+{g}+{want['C']}"
+    assert (p, g, t) == (want["P"], want["G"], want["T"])
+    assert delay <= g
+
+
+@pytest.mark.parametrize("name", list(RENDERINGS))
+def test_shutdown_arithmetic_with_the_charts_numbers(name: str) -> None:
+    check(rendering(name), chart_numbers())
+
+
+@pytest.mark.parametrize("overlay", list(RENDERINGS.values()))
+def test_shutdown_arithmetic_with_the_native_sleep_component(overlay: str, tmp_path: Path) -> None:
+    result = with_component(tmp_path, overlay)
+    check(result, chart_numbers())
+    pre_stop = app_container(result.one("Deployment"))["lifecycle"]["preStop"]
+    assert pre_stop == {"sleep": {"seconds": chart_numbers()["P"]}}
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    p=st.integers(0, 120),
+    g=st.integers(0, 300),
+    c=st.integers(MIN_CLEANUP_SECONDS, 60),
+    t_extra=st.one_of(st.none(), st.integers(0, 60)),
+)
+@example(p=0, g=0, c=MIN_CLEANUP_SECONDS, t_extra=None)
+@example(p=10, g=60, c=10, t_extra=20)
+def test_the_generator_carries_any_shutdown_numbers(
+    p: int, g: int, c: int, t_extra: int | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever P, G, C (and T override) the chart is given, the generated base carries them."""
+    tmp = tmp_path_factory.mktemp("numbers")
+    t = None if t_extra is None else p + g + c + t_extra
+    values: dict[str, Any] = {
+        "shutdown": {"preStopSeconds": p, "gracePeriodSeconds": g, "cleanupSeconds": c},
+        "terminationGracePeriodSeconds": t,
+    }
+    values_file = tmp / "numbers.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    files = kustomize_sync.generate(helm(), (kustomize_sync.VALUES_FILE, values_file))
+    tree = copy_tree(tmp)
+    kustomize_sync.write(files, tree)
+    want = {"P": p, "G": g, "C": c, "T": p + g + c if t is None else t}
+    check(build_copy(tree / "base"), want)
+    (tree / "check").mkdir()
+    (tree / "check/kustomization.yaml").write_text(
+        "resources: [../overlays/prod]\ncomponents: [../components/prestop-sleep-action]\n"
+    )
+    check(build_copy(tree / "check"), want)
