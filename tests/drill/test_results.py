@@ -165,3 +165,13 @@ def test_render_lists_events_unless_asked_not_to() -> None:
     s = summarize(results, duration_s=1, target_rate=1, events=events)
     assert "events           rollout_finished command t=3.0s code=0" in render(s)
     assert not any(line.startswith("events") for line in render(s, show_events=False))
+
+
+def test_failures_on_kept_alive_connections_are_told_apart() -> None:
+    reused = RequestResult(
+        1, "fast", 0.1, 0.01, error=ErrorKind.RESET, detail="econnreset", reused=True
+    )
+    fresh = RequestResult(2, "fast", 0.2, 0.01, error=ErrorKind.RESET, detail="econnreset")
+    s = summarize([reused, fresh], duration_s=1, target_rate=2)
+    assert s.error_details == {"reset/econnreset": 1, "reset/econnreset (reused conn)": 1}
+    assert s.errors["reset"] == 2

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tools.drill import http
-from tools.drill.errors import Failure, classify
+from tools.drill.errors import ErrorKind, Failure, classify
 from tools.drill.results import RequestResult, Summary, Timeline, summarize
 
 SERVER_HEADER = "x-drill-server"
@@ -133,6 +133,7 @@ class LoadGenerator:
         self._idle: deque[http.Connection] = deque()
         self._slots = asyncio.Semaphore(config.max_connections)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[int, tuple[str, float]] = {}  # sent, result not recorded yet
         self._rng = random.Random(config.seed)  # noqa: S311 - a workload, not a secret
         names = [n for n, w in config.mix.items() if w > 0]
         self._names = names
@@ -152,6 +153,7 @@ class LoadGenerator:
             await asyncio.sleep(max(0.0, delay))
             self.send_lags_s.append(max(0.0, -delay))
             kind = cfg.kinds[self._rng.choices(self._names, self._weights)[0]]
+            self._pending[n] = (kind.name, due)
             task = asyncio.create_task(self._one(n, kind, due))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -160,8 +162,16 @@ class LoadGenerator:
         if self._tasks:
             longest = max(k.timeout_s for k in cfg.kinds.values()) + cfg.connect_timeout_s + 5
             await asyncio.wait(list(self._tasks), timeout=longest)
-        for task in list(self._tasks):  # pragma: no cover - only if a deadline misbehaved
+        for task in list(self._tasks):  # only if a deadline misbehaved; still counted
             task.cancel()
+        for n, (name, due) in sorted(self._pending.items()):
+            self.results.append(
+                RequestResult(
+                    n, name, round(due, 4), self.timeline.now() - due,
+                    error=ErrorKind.TIMEOUT, detail="unfinished_at_end",
+                )
+            )  # fmt: skip
+        self._pending.clear()
         while self._idle:
             self._idle.popleft().close()
         return self.results
@@ -197,6 +207,7 @@ class LoadGenerator:
                 failure = classify(exc)
                 if conn is not None:
                     conn.close()
+        self._pending.pop(n, None)
         self.results.append(
             RequestResult(
                 index=n,

@@ -142,7 +142,7 @@ class Summary:
     failed: int  # non-2xx + connection errors
     non_2xx: dict[str, int]  # status code -> count
     errors: dict[str, int]  # every ErrorKind -> count (zeros included)
-    error_details: dict[str, int]  # "kind/detail" -> count
+    error_details: dict[str, int]  # "kind/detail" (+ " (reused conn)": a keep-alive one)
     latency: dict[str, LatencyStats]  # per mix entry, plus "all" (answered requests)
     failures_per_second: list[tuple[int, int]]  # (second after start, failures), non-zero only
     by_server: dict[str, int]
@@ -165,7 +165,11 @@ def summarize(
     failures = [r for r in results if not r.ok]
     non_2xx = Counter(str(r.status) for r in answered if not r.ok)
     errors = Counter(r.error.value for r in results if r.error is not None)
-    details = Counter(f"{r.error.value}/{r.detail}" for r in results if r.error is not None)
+    details = Counter(
+        f"{r.error.value}/{r.detail}{' (reused conn)' if r.reused else ''}"
+        for r in results
+        if r.error is not None
+    )
     per_second = Counter(int(r.due_s) for r in failures)
     kinds = sorted({r.kind for r in results})
     latency = {k: LatencyStats.of([r.latency_s for r in answered if r.kind == k]) for k in kinds}
