@@ -1,0 +1,23 @@
+# Usage: make bench | make bench-smoke   (benchmark targets; the Makefile includes this file)
+#
+# bench        the full benchmark (a few minutes): writes bench/results/bench.json + bench.png
+# bench-smoke  a very short run for CI (< ~60 s), results in BENCH_SMOKE_OUT; figures not judged
+# BENCH_ARGS   extra arguments for `python -m bench`, e.g. BENCH_ARGS="--rounds 3"
+
+.PHONY: bench bench-smoke bench-deps
+
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum < bench/requirements.txt | cut -d' ' -f1)
+BENCH_SMOKE_OUT ?= $(or $(TMPDIR),/tmp)/fastapi-app-bench-smoke
+
+$(BENCH_STAMP): bench/requirements.txt | venv
+	$(BIN)/pip install --no-cache-dir --disable-pip-version-check -q \
+		-c requirements.txt -r bench/requirements.txt
+	rm -f $(VENV)/.bench-installed-* && touch $@
+
+bench-deps: $(BENCH_STAMP) ## install the bench-only packages (contrib instrumentation, matplotlib) into .venv
+
+bench: venv $(BENCH_STAMP) ## benchmark bare vs full observability vs stock instrumentation (a few minutes)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-smoke: venv $(BENCH_STAMP) ## a very short benchmark run, as CI's smoke test (figures not judged)
+	$(BIN)/python -m bench --smoke --out $(BENCH_SMOKE_OUT) $(BENCH_ARGS)

@@ -1,0 +1,55 @@
+"""`make bench-smoke`: a very short benchmark run must work end to end (real Gunicorn,
+PostgreSQL, Redis, wrk, OTLP receivers, chart). Its figures are not judged here."""
+
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO_ROOT, missing, require_tool
+
+pytestmark = pytest.mark.integration
+VARIANTS = {"bare", "full", "stock", "stock-lean"}
+ROUTES = {"/api/ping", "/api/items/{id}"}
+
+
+def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
+    make = require_tool("make")
+    require_tool("wrk", "apt-get install wrk")
+    require_tool("redis-server", "apt-get install redis-server")
+    if not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
+        missing("PostgreSQL server binaries (apt-get install postgresql)")
+    # The make target installs bench/requirements.txt into .venv first (once).
+    completed = subprocess.run(
+        [make, "-s", "bench-smoke", f"BENCH_SMOKE_OUT={tmp_path}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "vs bare" in completed.stdout
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["conditions"]["smoke"] is True
+    assert set(results["routes"]) == ROUTES
+    for summary in results["routes"].values():
+        assert set(summary["variants"]) == VARIANTS
+        for name, entry in summary["variants"].items():
+            assert entry["errors"] == 0
+            assert entry["requests_per_s"]["median"] > 0
+            assert ("ratio_to_bare" in entry) == (name != "bare")
+    variants = results["variants"]
+    assert variants["bare"]["spans_received"] == 0
+    for name in VARIANTS - {"bare"}:
+        assert variants[name]["spans_received"] > 0
+    assert variants["full"]["access_lines"]["with_trace_id"] > 0
+    for name in ("bare", "full"):
+        assert variants[name]["exit_codes"] == [0]
+        assert variants[name]["start_to_ready_s"]["median"] > 0
+        assert variants[name]["peak_rss_mib_per_worker"]
+    assert results["formatter"]["formatter_lines_per_cpu_s"] > 0
+    assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
