@@ -162,8 +162,10 @@ class LoadGenerator:
         if self._tasks:
             longest = max(k.timeout_s for k in cfg.kinds.values()) + cfg.connect_timeout_s + 5
             await asyncio.wait(list(self._tasks), timeout=longest)
-        for task in list(self._tasks):  # only if a deadline misbehaved; still counted
+        leftover = list(self._tasks)  # only if a deadline misbehaved; still counted below
+        for task in leftover:
             task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
         for n, (name, due) in sorted(self._pending.items()):
             self.results.append(
                 RequestResult(
