@@ -106,12 +106,12 @@ build_python() {
 }
 
 build_postgres() {
-  "$DOCKER" build -q -f Dockerfile.postgres --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" \
+  DOCKER_BUILDKIT=1 "$DOCKER" build -q -f Dockerfile.postgres --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" \
     --label "$HASH_LABEL=$1" -t "$POSTGRES_IMAGE" . >/dev/null
 }
 
 build_redis() {
-  "$DOCKER" build -q -f Dockerfile.redis --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" \
+  DOCKER_BUILDKIT=1 "$DOCKER" build -q -f Dockerfile.redis --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" \
     --label "$HASH_LABEL=$1" -t "$REDIS_IMAGE" . >/dev/null
 }
 
