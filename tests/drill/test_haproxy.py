@@ -74,11 +74,11 @@ def test_parse_stat_csv() -> None:
 
 def test_failures_in_log() -> None:
     lines = [
-        'drill-log replicas/r1 200 ---- 3 "GET /api/slow?ms=1 HTTP/1.1"',
-        'drill-log replicas/r1 503 SC-- 0 "GET /api/slow?ms=1 HTTP/1.1"',
-        'drill-log replicas/r1 503 SC-- 0 "GET /api/items HTTP/1.1"',
-        'drill-log replicas/<NOSRV> 503 SC-- 0 "GET / HTTP/1.1"',
-        'drill-log replicas/r2 -1 SH-- 5 "GET / HTTP/1.1"',
+        'drill-log 1764170000.123 replicas/r1 200 ---- 3 "GET /api/slow?ms=1 HTTP/1.1"',
+        'drill-log 1764170000.123 replicas/r1 503 SC-- 0 "GET /api/slow?ms=1 HTTP/1.1"',
+        'drill-log 1764170000.123 replicas/r1 503 SC-- 0 "GET /api/items HTTP/1.1"',
+        'drill-log 1764170000.123 replicas/<NOSRV> 503 SC-- 0 "GET / HTTP/1.1"',
+        'drill-log 1764170000.123 replicas/r2 -1 SH-- 5 "GET / HTTP/1.1"',
         "[WARNING]  (1) : Server replicas/r1 is DOWN.",
     ]
     assert failures_in_log(lines) == {
@@ -86,5 +86,8 @@ def test_failures_in_log() -> None:
         LogFailure("<NOSRV>", "503", "SC"): 1,
         LogFailure("r2", "-1", "SH"): 1,
     }
-    tcp = ["drill-log replicas/r1 - -- 100 -", "drill-log replicas/r2 - SC 0 -"]
+    tcp = [
+        "drill-log 1764170000.123 replicas/r1 - -- 100 -",
+        "drill-log 1764170000.123 replicas/r2 - SC 0 -",
+    ]
     assert failures_in_log(tcp, "tcp") == {LogFailure("r2", "-", "SC"): 1}

@@ -47,7 +47,7 @@ class HAProxySettings:
 def render_config(s: HAProxySettings) -> str:
     """The haproxy.cfg text for these settings."""
     if s.mode == "http":
-        log_format = f"{LOG_TAG} %b/%s %ST %tsc %Ta %{{+Q}}r"
+        log_format = f"{LOG_TAG} %Ts.%ms %b/%s %ST %tsc %Ta %{{+Q}}r"
         mode_lines = [
             "    option http-keep-alive",
             f"    timeout http-keep-alive {s.timeout_idle_s}s",
@@ -55,7 +55,7 @@ def render_config(s: HAProxySettings) -> str:
         ]
         backend_lines = ["    http-response set-header X-Drill-Server %s"]
     else:
-        log_format = f"{LOG_TAG} %b/%s - %ts %Tt -"
+        log_format = f"{LOG_TAG} %Ts.%ms %b/%s - %ts %Tt -"
         mode_lines = []
         backend_lines = []
     server_lines = [
@@ -132,12 +132,12 @@ def failures_in_log(lines: Iterable[str], mode: ProxyMode = "http") -> Counter[L
     """
     failed: Counter[LogFailure] = Counter()
     for line in lines:
-        fields = line.split()
-        if len(fields) < 5 or fields[0] != LOG_TAG:
+        fields = line.split()  # tag, accept time, backend/server, status, termination, ...
+        if len(fields) < 6 or fields[0] != LOG_TAG:
             continue
-        server = fields[1].split("/", 1)[-1]
-        status = fields[2]
-        termination = fields[3]
+        server = fields[2].split("/", 1)[-1]
+        status = fields[3]
+        termination = fields[4]
         bad_status = mode == "http" and not status.startswith("2")
         if bad_status or termination[:2] != "--":
             failed[LogFailure(server, status, termination[:2])] += 1
