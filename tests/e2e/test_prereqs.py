@@ -1,0 +1,79 @@
+"""make e2e's prerequisite check: each missing tool named with how to install it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.prereqs import INSTALL_HINTS, Tool, locate, main, parse_tools, problems
+
+
+def executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_parse_tools_keeps_order_and_bare_names() -> None:
+    assert parse_tools(["docker=/usr/bin/docker", "kind", "helm="]) == {
+        "docker": "/usr/bin/docker",
+        "kind": "kind",
+        "helm": "helm",
+    }
+    with pytest.raises(ValueError, match="name=command"):
+        parse_tools(["=kind"])
+
+
+def test_locate_finds_names_on_path_and_checks_given_paths(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable(bin_dir / "kind")
+    helm = executable(tmp_path / "helm")
+    not_executable = tmp_path / "kubectl"
+    not_executable.write_text("")
+    tools = locate(
+        {"kind": "kind", "docker": "docker", "helm": str(helm), "kubectl": str(not_executable)},
+        path_env=str(bin_dir),
+    )
+    found = {t.name: t.path for t in tools}
+    assert found == {
+        "kind": str(bin_dir / "kind"),
+        "docker": None,
+        "helm": str(helm),
+        "kubectl": None,
+    }
+
+
+def test_every_missing_tool_is_named_with_its_install_hint() -> None:
+    tools = [Tool(name, name, None) for name in INSTALL_HINTS]
+    lines = problems(tools, docker_info=None)
+    assert len(lines) == 4
+    for name, line in zip(INSTALL_HINTS, lines, strict=True):
+        assert line.startswith(f"missing {name} ({name}): ")
+        assert INSTALL_HINTS[name] in line
+    assert "make venv" in INSTALL_HINTS["kubectl"] and "make tools" in INSTALL_HINTS["helm"]
+    assert all("http" in hint for hint in INSTALL_HINTS.values())
+
+
+def test_a_docker_daemon_that_does_not_answer_is_a_problem() -> None:
+    tools = [Tool("docker", "docker", "/usr/bin/docker")]
+    assert problems(tools, docker_info=(0, "27.0.1\n")) == []
+    (line,) = problems(tools, docker_info=(1, "Client: ...\nCannot connect to the Docker daemon\n"))
+    assert "daemon does not answer" in line and "Cannot connect to the Docker daemon" in line
+
+
+def test_main_exits_1_naming_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    helm = executable(tmp_path / "helm")
+    code = main([f"helm={helm}", "kind=kind-not-installed-here"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"ok       helm     {helm}" in out
+    assert "PROBLEM  missing kind (kind-not-installed-here): install kind" in out
+    assert main([f"helm={helm}"]) == 0
+    assert os.environ["PATH"] == str(tmp_path)
