@@ -1,0 +1,167 @@
+"""The suite's glue (tests/e2e/cluster.py) against a stand-in API server over real HTTP:
+connecting or saying what is missing, lists, a followed log, and the watches that time a
+rollout. What only a real cluster can show is left to the e2e tests themselves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import Cluster, EndpointWatch, LogFollower, PodWatch, connect, shell_and
+from tests.e2e.fake_apiserver import FakeApiServer, deployment, endpoint_slice, pod
+from tests.e2e.settings import E2ESettings
+from tests.support import wait_for
+
+SELECTOR_LABELS = {
+    "app.kubernetes.io/name": "fastapi-app",
+    "app.kubernetes.io/instance": "fastapi-app",
+}
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiServer]:
+    server = FakeApiServer().start()
+    monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig(tmp_path / "kubeconfig", "kind-test")))
+    yield server
+    server.stop()
+
+
+def settings() -> E2ESettings:
+    return E2ESettings.from_env({"KIND_CLUSTER": "test", "E2E_NAMESPACE": "ns"})
+
+
+@pytest.fixture
+def cluster(fake: FakeApiServer) -> Cluster:
+    fake.deployments[("ns", "fastapi-app")] = deployment("fastapi-app", replicas=2, ready=2)
+    api, problem = connect(settings())
+    assert problem is None, problem
+    return Cluster(settings(), api)
+
+
+def test_no_kubeconfig_or_no_context_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    api, problem = connect(settings())
+    assert api is None and problem is not None
+    assert "kind-test" in problem and "make e2e" in problem and "\n" not in problem
+    other = FakeApiServer()  # not started: only its kubeconfig is used
+    monkeypatch.setenv("KUBECONFIG", str(other.kubeconfig(tmp_path / "kc", "kind-other")))
+    api, problem = connect(settings())
+    assert problem == (
+        "kubeconfig has no context kind-test (kind cluster test); "
+        "run `make e2e`, or set KIND_CLUSTER"
+    )
+    other.server.server_close()
+
+
+def test_an_api_server_that_is_down_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = FakeApiServer()
+    monkeypatch.setenv("KUBECONFIG", str(down.kubeconfig(tmp_path / "kc", "kind-test")))
+    down.server.server_close()  # the port is closed: connection refused
+    api, problem = connect(settings())
+    assert api is None and problem is not None
+    assert problem.startswith("the API server of kind-test does not answer")
+
+
+def test_a_cluster_without_the_release_is_named(fake: FakeApiServer) -> None:
+    api, problem = connect(settings())
+    assert api is None and problem is not None
+    assert problem.startswith("no Deployment fastapi-app in namespace ns of kind-test")
+    assert "make e2e" in problem
+
+
+def test_pods_logs_delete_and_settled(cluster: Cluster, fake: FakeApiServer) -> None:
+    fake.pods["ns"] = [pod("b", labels=SELECTOR_LABELS), pod("a", labels=SELECTOR_LABELS),
+                       pod("old", deleting=True, labels=SELECTOR_LABELS)]  # fmt: skip
+    fake.logs[("ns", "a")] = ['{"message": "one"}', '{"message": "two"}']
+    assert cluster.pod_names() == ["a", "b"]  # sorted, the terminating one left out
+    assert cluster.log("a") == '{"message": "one"}\n{"message": "two"}\n'
+    assert cluster.delete_pod("a") > 0 and fake.deleted == [("ns", "a")]
+    assert cluster.wait_settled(2, timeout_s=5)["metadata"]["name"] == "fastapi-app"
+    fake.deployments[("ns", "fastapi-app")] = deployment("fastapi-app", replicas=2, ready=1)
+    with pytest.raises(AssertionError, match="not settled after 1 s"):
+        cluster.wait_settled(2, timeout_s=1)
+    assert any(r.startswith("GET /api/v1/namespaces/ns/pods") for r in fake.requests)
+
+
+def test_log_follower_keeps_every_line_until_the_stream_ends(
+    cluster: Cluster, fake: FakeApiServer
+) -> None:
+    lines = [json.dumps({"message": f"line-{i}"}) for i in range(50)]
+    fake.logs[("ns", "p1")] = lines
+    follower = LogFollower(cluster, "p1").start_following()
+    follower.wait_ended(10)
+    assert follower.error is None
+    assert follower.lines == lines and follower.ended_at is not None
+
+
+def test_endpoint_watch_times_a_pod_leaving(cluster: Cluster, fake: FakeApiServer) -> None:
+    fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", True, False), ("b", True, False))]
+    watch = EndpointWatch(cluster).start()
+    assert watch.history.in_rotation() == {"a", "b"}
+    leaving = endpoint_slice("fastapi-app-x1", ("a", False, True), ("b", True, False))
+    fake.queue_event("endpointslices", "MODIFIED", leaving)
+    wait_for(lambda: "a" in watch.history.left_at, 10, what="a leaving")
+    fake.queue_event(
+        "endpointslices", "MODIFIED", endpoint_slice("fastapi-app-x1", ("b", True, False))
+    )
+    wait_for(lambda: "a" in watch.history.removed_at, 10, what="a removed")
+    history = watch.stop()
+    assert history.left_at["a"] < history.removed_at["a"]
+    assert history.in_rotation() == {"b"} and "b" not in history.left_at
+
+
+def test_an_expired_watch_lists_again(cluster: Cluster, fake: FakeApiServer) -> None:
+    fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", True, False))]
+    watch = EndpointWatch(cluster).start()
+    lists_before = fake.requests.count("GET /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices")
+    fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", False, True))]
+    expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    fake.queue_event("endpointslices", "ERROR", expired)
+    wait_for(lambda: "a" in watch.history.left_at, 10, what="the state after listing again")
+    watch.stop()
+    assert (
+        fake.requests.count("GET /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices")
+        > lists_before
+    )
+
+
+def test_pod_watch_records_deletion_exit_code_and_gone(
+    cluster: Cluster, fake: FakeApiServer
+) -> None:
+    fake.pods["ns"] = [pod("a", labels=SELECTOR_LABELS)]
+    watch = PodWatch(cluster).start()
+    terminating = pod("a", deleting=True, labels=SELECTOR_LABELS)
+    terminating["status"]["containerStatuses"] = [{
+        "name": "app", "image": "fastapi-app:e2e", "imageID": "", "ready": False,
+        "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+    }]  # fmt: skip
+    fake.queue_event("pods", "MODIFIED", terminating)
+    fake.queue_event("pods", "DELETED", terminating)
+    wait_for(lambda: "a" in watch.gone_at, 10, what="pod a gone")
+    watch.stop()
+    assert watch.deleting_at["a"] <= watch.gone_at["a"]
+    assert watch.terminated["a"] == {"exitCode": 0, "reason": "Completed"}
+
+
+def test_command_lines(cluster: Cluster) -> None:
+    args = cluster.kubectl_args("rollout", "status", "deployment/fastapi-app")
+    assert args[1:] == [
+        "--context",
+        "kind-test",
+        "-n",
+        "ns",
+        "rollout",
+        "status",
+        "deployment/fastapi-app",
+    ]
+    assert cluster.helm_args("test", "fastapi-app")[1:] == [
+        "test", "fastapi-app", "--kube-context", "kind-test", "-n", "ns",
+    ]  # fmt: skip
+    assert shell_and([["echo", "a b"], ["true"]]) == "echo 'a b' && true"
