@@ -1,0 +1,122 @@
+# Usage: make e2e [KIND_CLUSTER=name] [E2E_KEEP=1] | make e2e-down   (kind end-to-end suite; the Makefile includes this file)
+#
+# `make e2e` runs these steps in order (`make -n e2e` prints every command):
+#   e2e-prereqs    docker, kind, kubectl and helm are there (each missing one is named with how
+#                  to install it) and the Docker daemon answers
+#   e2e-cluster    creates the kind cluster KIND_CLUSTER from tests/e2e/kind-config.yaml (one
+#                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1), or reuses it
+#   e2e-image      `make image` as E2E_IMAGE, tagged again as E2E_IMAGE_NEXT (for the
+#                  image-change drill), both `kind load`ed into every node
+#   e2e-deps       throwaway PostgreSQL and Redis (tests/e2e/manifests) in E2E_NAMESPACE
+#   e2e-install    helm upgrade --install --wait, 3 replicas, Service on NodePort E2E_NODE_PORT
+#   e2e-helm-test  helm test (the chart's readiness check through the Service)
+#   e2e-test       pytest -m e2e tests/e2e: readiness through the NodePort, trace ids in the
+#                  pods' JSON logs, a pod deleted during a long request, rolling-update drills
+#                  under load (tools/drill), the kustomize prod overlay
+# If a step fails, e2e-logs saves the cluster's logs under E2E_ARTIFACTS/cluster-logs. At the
+# end the cluster is deleted if make e2e created it, unless E2E_KEEP=1; a cluster that was
+# there before (KIND_CLUSTER=yours) is left alone. `make e2e-down` deletes it.
+
+KIND ?= kind
+KIND_CLUSTER ?= fastapi-app-e2e
+E2E_KEEP ?= 0
+E2E_CONTEXT ?= kind-$(KIND_CLUSTER)
+E2E_NAMESPACE ?= fastapi-app-e2e
+E2E_RELEASE ?= fastapi-app
+E2E_REPLICAS ?= 3
+E2E_IMAGE_REPO ?= fastapi-app
+E2E_TAG ?= e2e
+E2E_TAG_NEXT ?= e2e-next
+E2E_NODE_PORT ?= 30080
+# kind node image (kindest/node:vX.Y.Z@sha256:...); empty: the default of your kind version.
+E2E_NODE_IMAGE ?=
+# Other PostgreSQL / Redis images than tests/e2e/manifests names (a mirror, say).
+E2E_POSTGRES_IMAGE ?=
+E2E_REDIS_IMAGE ?=
+E2E_ARTIFACTS ?= var/e2e
+E2E_DRILL_RATE ?= 40
+E2E_PYTEST_ARGS ?=
+# The venv's pinned kubectl and `make tools`' helm when there, else the ones on PATH.
+E2E_KUBECTL ?= $(firstword $(wildcard $(BIN)/kubectl) kubectl)
+E2E_HELM ?= $(firstword $(wildcard $(TOOLS_BIN)/helm) helm)
+
+E2E_IMAGE = $(E2E_IMAGE_REPO):$(E2E_TAG)
+E2E_IMAGE_NEXT = $(E2E_IMAGE_REPO):$(E2E_TAG_NEXT)
+E2E_MARKER = $(E2E_ARTIFACTS)/created-$(KIND_CLUSTER)
+E2E_K = $(E2E_KUBECTL) --context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
+E2E_H = $(E2E_HELM) --kube-context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
+E2E_STEPS = e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test
+
+# What the suite and scripts/e2e.sh read (tests/e2e/settings.py has the same defaults).
+export KIND KIND_CLUSTER E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_IMAGE_REPO E2E_TAG \
+	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE
+
+.PHONY: e2e e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test \
+	e2e-logs e2e-cleanup e2e-down
+
+e2e: venv ## kind end-to-end: cluster, image, PostgreSQL + Redis, helm install x3, helm test, pytest -m e2e
+	@status=0; \
+	for step in $(E2E_STEPS); do \
+		$(MAKE) --no-print-directory $$step || { status=$$?; echo "make e2e: $$step failed"; break; }; \
+	done; \
+	if [ $$status -ne 0 ]; then $(MAKE) --no-print-directory e2e-logs || true; fi; \
+	$(MAKE) --no-print-directory e2e-cleanup; \
+	exit $$status
+
+e2e-prereqs: venv
+	$(BIN)/python -m tests.e2e.prereqs docker=$(DOCKER) kind=$(KIND) kubectl=$(E2E_KUBECTL) helm=$(E2E_HELM)
+
+e2e-cluster:
+	@if $(KIND) get clusters 2>/dev/null | grep -qxF '$(KIND_CLUSTER)'; then \
+		echo "reusing kind cluster $(KIND_CLUSTER)"; \
+	else \
+		mkdir -p $(E2E_ARTIFACTS) && \
+		sed 's/30080/$(E2E_NODE_PORT)/g' tests/e2e/kind-config.yaml > $(E2E_ARTIFACTS)/kind-config.yaml && \
+		$(KIND) create cluster --name $(KIND_CLUSTER) --config $(E2E_ARTIFACTS)/kind-config.yaml \
+			$(if $(E2E_NODE_IMAGE),--image $(E2E_NODE_IMAGE)) --wait 180s && \
+		touch $(E2E_MARKER); \
+	fi
+	bash scripts/e2e.sh check-cluster
+
+e2e-image:
+	$(MAKE) --no-print-directory image IMAGE=$(E2E_IMAGE)
+	$(DOCKER) tag $(E2E_IMAGE) $(E2E_IMAGE_NEXT)
+	$(KIND) load docker-image $(E2E_IMAGE) $(E2E_IMAGE_NEXT) --name $(KIND_CLUSTER)
+
+e2e-deps:
+	$(E2E_K) create namespace $(E2E_NAMESPACE) --dry-run=client -o yaml | $(E2E_K) apply -f -
+	$(E2E_K) apply -f tests/e2e/manifests/backing-services.yaml
+	$(if $(E2E_POSTGRES_IMAGE),$(E2E_K) set image deployment/postgres postgres=$(E2E_POSTGRES_IMAGE))
+	$(if $(E2E_REDIS_IMAGE),$(E2E_K) set image deployment/redis redis=$(E2E_REDIS_IMAGE))
+	$(E2E_K) wait --for=condition=Available deployment/postgres deployment/redis --timeout=300s
+
+e2e-install:
+	$(E2E_H) upgrade --install $(E2E_RELEASE) $(CHART) -f tests/e2e/values-e2e.yaml \
+		--set fullnameOverride=$(E2E_RELEASE) --set replicaCount=$(E2E_REPLICAS) \
+		--set image.repository=$(E2E_IMAGE_REPO) --set image.tag=$(E2E_TAG) \
+		--wait --timeout 10m
+	$(E2E_K) patch service $(E2E_RELEASE) \
+		-p '{"spec":{"ports":[{"port":80,"nodePort":$(E2E_NODE_PORT)}]}}'
+	$(E2E_K) rollout status deployment/$(E2E_RELEASE) --timeout=300s
+
+e2e-helm-test:
+	$(E2E_H) test $(E2E_RELEASE) --timeout 5m
+
+e2e-test: venv
+	E2E_REQUIRED=1 $(BIN)/pytest -m e2e tests/e2e -v -s -rs $(E2E_PYTEST_ARGS)
+
+e2e-logs: ## save the kind cluster's logs, resources and events under E2E_ARTIFACTS/cluster-logs
+	bash scripts/e2e.sh logs
+
+e2e-cleanup:
+	@if [ "$(E2E_KEEP)" = 1 ]; then \
+		echo "E2E_KEEP=1: kind cluster $(KIND_CLUSTER) kept (context $(E2E_CONTEXT); make e2e-down deletes it)"; \
+	elif [ -f $(E2E_MARKER) ]; then \
+		$(KIND) delete cluster --name $(KIND_CLUSTER) && rm -f $(E2E_MARKER); \
+	else \
+		echo "kind cluster $(KIND_CLUSTER) was there before make e2e: kept"; \
+	fi
+
+e2e-down: ## delete the kind cluster of make e2e (KIND_CLUSTER)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+	rm -f $(E2E_MARKER)

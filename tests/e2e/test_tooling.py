@@ -1,0 +1,304 @@
+"""The e2e kit's own artefacts, checked in CI where kind cannot run: the suite collects and
+skips cleanly without a cluster, `make -n e2e` shows the whole sequence, the scripts pass
+shellcheck, the workflows and manifests pass yamllint, and the e2e install renders."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.settings import BACKING_MANIFEST, DEFAULT_NODE_PORT, KIND_CONFIG, VALUES_FILE
+from tests.support import REPO_ROOT, require_tool
+
+WORKFLOWS = REPO_ROOT / ".github/workflows"
+SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))
+E2E_MK = REPO_ROOT / "make/e2e.mk"
+YAMLLINT_CONFIG = REPO_ROOT / "tests/e2e/yamllint.yaml"
+E2E_TESTS = {
+    "test_kind_app.py::test_ready_through_the_nodeport_with_database_and_redis",
+    "test_kind_app.py::test_traceparent_is_logged_as_trace_id_and_every_line_is_json",
+    "test_kind_app.py::test_deleted_pod_finishes_its_long_task_and_shuts_down_in_order",
+    "test_kind_drills.py::test_rollout_restart_under_load_loses_no_request",
+    "test_kind_drills.py::test_image_tag_change_under_load_loses_no_request",
+    "test_kind_prod_overlay.py::test_prod_overlay_becomes_ready",
+}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without make's or the e2e suite's own variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MAKE", "MFLAGS", "E2E_", "KIND", "PYTEST_"))
+    }
+    return env | extra
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def pytest_e2e(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The e2e suite in a child pytest, with a kubeconfig that does not exist."""
+    kubeconfig = str(tmp_path / "no-kubeconfig")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "e2e", *args]
+    return run([*command, "tests/e2e"], clean_env(KUBECONFIG=kubeconfig, **env))
+
+
+# -- the suite without a cluster ----------------------------------------------------------
+
+
+def test_collect_only_imports_every_e2e_test(tmp_path: Path) -> None:
+    done = pytest_e2e(tmp_path, "--collect-only", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    collected = {
+        line.split("tests/e2e/", 1)[-1] for line in done.stdout.splitlines() if "::" in line
+    }
+    assert collected == E2E_TESTS
+
+
+def test_without_a_cluster_every_e2e_test_skips_with_one_line(tmp_path: Path) -> None:
+    done = pytest_e2e(tmp_path, "-rs", "-q", CI="true")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"{len(E2E_TESTS)} skipped" in out, out
+    reasons = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert reasons, out
+    for line in reasons:
+        assert "no kind cluster for the e2e suite: no kubeconfig" in line, line
+        assert "kind-fastapi-app-e2e" in line and "make e2e" in line, line
+
+
+def test_under_make_e2e_a_missing_cluster_fails_instead(tmp_path: Path) -> None:
+    done = pytest_e2e(tmp_path, "-q", E2E_REQUIRED="1")
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "e2e needs its kind cluster" in out and "skipped" not in out, out
+
+
+# -- make -n e2e ---------------------------------------------------------------------------
+
+
+@cache
+def dry_run(*variables: str) -> str:
+    make = require_tool("make", "apt-get install make")
+    done = run([make, "-n", "e2e", *variables], clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def in_order(text: str, needles: list[str]) -> list[str]:
+    """The needles not found after the previous one."""
+    missing, position = [], 0
+    for needle in needles:
+        found = text.find(needle, position)
+        if found < 0:
+            missing.append(needle)
+        else:
+            position = found + len(needle)
+    return missing
+
+
+def test_make_dry_run_shows_the_whole_sequence() -> None:
+    out = dry_run()
+    steps = [
+        "-m tests.e2e.prereqs docker=",
+        "kind=kind kubectl=",
+        "helm=",
+        "kind get clusters",
+        "kind create cluster --name fastapi-app-e2e --config var/e2e/kind-config.yaml",
+        "bash scripts/e2e.sh check-cluster",
+        "build",
+        "-t fastapi-app:e2e .",
+        "tag fastapi-app:e2e fastapi-app:e2e-next",
+        "kind load docker-image fastapi-app:e2e fastapi-app:e2e-next --name fastapi-app-e2e",
+        "apply -f tests/e2e/manifests/backing-services.yaml",
+        "wait --for=condition=Available deployment/postgres deployment/redis",
+        "upgrade --install fastapi-app deploy/helm/fastapi-app -f tests/e2e/values-e2e.yaml",
+        "--set replicaCount=3",
+        "--wait",
+        '"nodePort":30080',
+        "rollout status deployment/fastapi-app",
+        "test fastapi-app",
+        "E2E_REQUIRED=1 .venv/bin/pytest -m e2e tests/e2e",
+        "kind delete cluster --name fastapi-app-e2e",
+    ]
+    assert in_order(out, steps) == [], out
+    assert "e2e-logs" in out  # saved when a step fails
+    assert "--context kind-fastapi-app-e2e" in out and "--kube-context kind-fastapi-app-e2e" in out
+
+
+def test_make_variables_reuse_keep_and_port() -> None:
+    out = dry_run("KIND_CLUSTER=mine", "E2E_KEEP=1", "E2E_NODE_PORT=31080")
+    assert "grep -qxF 'mine'" in out and "--name mine" in out
+    assert "sed 's/30080/31080/g' tests/e2e/kind-config.yaml" in out
+    assert '"nodePort":31080' in out and "--context kind-mine" in out
+    assert 'if [ "1" = 1 ]; then' in out  # E2E_KEEP=1 keeps the cluster
+
+
+def test_e2e_mk_and_settings_agree() -> None:
+    text = E2E_MK.read_text()
+    assert text.startswith("# Usage: make e2e")
+    defaults = dict(re.findall(r"^(\w+) \?= (.*)$", text, flags=re.MULTILINE))
+    assert defaults["KIND_CLUSTER"] == "fastapi-app-e2e"
+    assert defaults["E2E_NAMESPACE"] == "fastapi-app-e2e"
+    assert defaults["E2E_NODE_PORT"] == str(DEFAULT_NODE_PORT)
+    assert defaults["E2E_REPLICAS"] == "3"
+    assert defaults["E2E_ARTIFACTS"] == "var/e2e"
+
+
+# -- scripts, workflows, YAML ----------------------------------------------------------------
+
+
+def test_scripts_pass_shellcheck_and_say_how_to_run_them() -> None:
+    shellcheck = require_tool("shellcheck", "apt-get install shellcheck")
+    assert SCRIPTS
+    for script in SCRIPTS:
+        head = script.read_text().splitlines()[:2]
+        assert head[0].startswith("#!") and head[1].startswith("# Usage: "), script
+    done = run([shellcheck, *map(str, SCRIPTS)], clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_e2e_script_without_a_step_prints_its_usage() -> None:
+    done = run(["bash", "scripts/e2e.sh"], clean_env())
+    assert done.returncode == 2 and "Usage: bash scripts/e2e.sh" in done.stderr
+
+
+def test_workflows_and_e2e_yaml_pass_yamllint() -> None:
+    yamllint = require_tool("yamllint", "make venv")
+    targets = [str(WORKFLOWS), str(REPO_ROOT / "tests/e2e")]
+    done = run([yamllint, "--strict", "-c", str(YAMLLINT_CONFIG), *targets], clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_workflows_pass_actionlint_when_installed() -> None:
+    actionlint = shutil.which("actionlint")
+    if actionlint is None:  # optional: rhysd's actionlint has no PyPI package that installs here
+        pytest.skip("actionlint not installed (optional extra check of .github/workflows)")
+    done = run([actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def workflow(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return data
+
+
+def steps(flow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in flow["jobs"].values() for step in job["steps"]]
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "e2e.yml"])
+def test_workflow_actions_are_pinned_by_version(name: str) -> None:
+    flow = workflow(name)
+    assert flow["permissions"] == {"contents": "read"}
+    uses = [step["uses"] for step in steps(flow) if "uses" in step]
+    assert uses
+    for action in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", action), action
+    for job in flow["jobs"].values():
+        assert job["runs-on"] == "ubuntu-latest" and job["timeout-minutes"] <= 120
+
+
+def test_ci_workflow_runs_lint_and_ci_run() -> None:
+    runs = " ".join(step.get("run", "") for step in steps(workflow("ci.yml")))
+    assert "make lint" in runs and "bash .ci/run" in runs and "shellcheck scripts/*.sh" in runs
+
+
+def test_e2e_workflow_runs_make_e2e_and_uploads_logs_on_failure() -> None:
+    flow = workflow("e2e.yml")
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", flow["env"]["KIND_VERSION"])
+    all_steps = steps(flow)
+    assert any(step.get("run") == "make e2e" for step in all_steps)
+    (on_failure,) = [s for s in all_steps if s.get("if") == "failure()"]
+    assert on_failure["uses"].startswith("actions/upload-artifact@")
+    assert on_failure["with"]["path"].rstrip("/") == "var/e2e"
+
+
+# -- the cluster, the install and the throwaway services -------------------------------------
+
+
+def test_kind_config_maps_the_nodeport_of_a_three_node_cluster() -> None:
+    config = yaml.safe_load(KIND_CONFIG.read_text())
+    roles = [node["role"] for node in config["nodes"]]
+    assert roles == ["control-plane", "worker", "worker"]
+    (mapping,) = config["nodes"][0]["extraPortMappings"]
+    assert mapping == {
+        "containerPort": DEFAULT_NODE_PORT,
+        "hostPort": DEFAULT_NODE_PORT,
+        "listenAddress": "127.0.0.1",
+        "protocol": "TCP",
+    }
+
+
+def render_e2e_install() -> list[dict[str, Any]]:
+    """The chart as `make e2e-install` installs it (its --set flags, Kubernetes 1.37)."""
+    helm = require_tool("helm", "bash tools/install-helm.sh")
+    args = re.search(r"upgrade --install .*?--wait", dry_run(), flags=re.DOTALL)
+    assert args is not None
+    flags = re.findall(r"--set (\S+)", args.group(0))
+    done = run(
+        [helm, "template", "fastapi-app", "deploy/helm/fastapi-app", "-f", str(VALUES_FILE),
+         *[f"--set={f}" for f in flags], "--kube-version", "1.37.0"],
+        clean_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def test_the_e2e_install_renders_three_replicas_a_nodeport_and_a_prestop() -> None:
+    docs = render_e2e_install()
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert service["spec"]["type"] == "NodePort" and service["spec"]["ports"][0]["port"] == 80
+    assert service["metadata"]["name"] == deployment["metadata"]["name"] == "fastapi-app"
+    assert deployment["spec"]["replicas"] == 3
+    pod = deployment["spec"]["template"]["spec"]
+    (app,) = [c for c in pod["containers"] if c["name"] == "app"]
+    assert app["image"] == "fastapi-app:e2e" and app["imagePullPolicy"] == "Never"
+    assert app["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}
+    values = yaml.safe_load(VALUES_FILE.read_text())["shutdown"]
+    total = values["preStopSeconds"] + values["gracePeriodSeconds"] + values["cleanupSeconds"]
+    assert pod["terminationGracePeriodSeconds"] >= total
+    # Long tasks of the suite (at most preStop + 7 s) fit in the drain budget.
+    assert values["gracePeriodSeconds"] > values["preStopSeconds"] + 7
+    assert values["delaySeconds"] > 0  # kept-alive connections get Connection: close first
+
+
+def test_backing_services_validate_strictly() -> None:
+    validator = require_tool("kubernetes-validate", "make venv")
+    done = run([validator, "--strict", "--kubernetes-version", "1.34.0", str(BACKING_MANIFEST)],
+               clean_env())  # fmt: skip
+    lines = (done.stdout + done.stderr).splitlines()
+    problems = [line for line in lines if not line.startswith("INFO ")]
+    assert done.returncode == 0 and not problems, "\n".join(problems)
+    assert sum(" passed " in line for line in lines) == 4
+    password = yaml.safe_load(VALUES_FILE.read_text())["secret"]["databaseUrl"]
+    assert "e2e-only-password@postgres:5432/app" in password
+    assert "e2e-only-password" in BACKING_MANIFEST.read_text()
+
+
+def test_requirements_e2e_pins_the_kubernetes_client() -> None:
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / "requirements-e2e.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", line) for line in lines), lines
+    assert any(line.startswith("kubernetes==") for line in lines)
+    dev = (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "-r requirements-e2e.txt" in dev
