@@ -10,18 +10,22 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.drill import http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_COMMAND = (
-    str(REPO_ROOT / ".venv/bin/gunicorn"),
-    "-c",
-    "python:service.gunicorn_conf",
-    "service.main:app",
-)
+
+
+def gunicorn_path() -> str:
+    """The gunicorn of the environment running the drill (make's $(BIN)), else .venv's."""
+    beside = Path(sys.executable).parent / "gunicorn"
+    return str(beside if beside.exists() else REPO_ROOT / ".venv/bin/gunicorn")
+
+
+SERVICE_COMMAND = (gunicorn_path(), "-c", "python:service.gunicorn_conf", "service.main:app")
 
 
 @dataclass
