@@ -114,7 +114,7 @@ e2e-cleanup:
 	elif [ -f $(E2E_MARKER) ]; then \
 		$(KIND) delete cluster --name $(KIND_CLUSTER) && rm -f $(E2E_MARKER); \
 	else \
-		echo "kind cluster $(KIND_CLUSTER) was there before make e2e: kept"; \
+		echo "kind cluster $(KIND_CLUSTER): not created by make e2e, left as it is"; \
 	fi
 
 e2e-down: ## delete the kind cluster of make e2e (KIND_CLUSTER)

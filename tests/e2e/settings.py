@@ -22,9 +22,14 @@ DEFAULT_NODE_PORT = 30080  # kind-config.yaml maps it to the same port on 127.0.
 TRUE_WORDS = {"1", "true", "yes"}
 
 
-def _tool(env: Mapping[str, str], name: str, variable: str, fallbacks: tuple[Path, ...]) -> str:
-    if env.get(variable):
-        return env[variable]
+def _tool(
+    env: Mapping[str, str], name: str, variable: str, fallbacks: tuple[Path, ...], root: Path
+) -> str:
+    """The command for a tool: a relative path (make passes .venv/bin/kubectl) is made
+    absolute, so it also runs from the drill's rollout shell; a bare name stays on PATH."""
+    value = env.get(variable)
+    if value:
+        return str(root / value) if os.sep in value and not os.path.isabs(value) else value
     for candidate in fallbacks:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
@@ -70,8 +75,8 @@ class E2ESettings:
             namespace=env.get("E2E_NAMESPACE") or "fastapi-app-e2e",
             release=env.get("E2E_RELEASE") or "fastapi-app",
             url=(env.get("E2E_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
-            kubectl=_tool(env, "kubectl", "E2E_KUBECTL", (root / ".venv/bin/kubectl",)),
-            helm=_tool(env, "helm", "E2E_HELM", (root / ".tools/bin/helm",)),
+            kubectl=_tool(env, "kubectl", "E2E_KUBECTL", (root / ".venv/bin/kubectl",), root),
+            helm=_tool(env, "helm", "E2E_HELM", (root / ".tools/bin/helm",), root),
             chart=path("E2E_CHART", "deploy/helm/fastapi-app"),
             image_repository=env.get("E2E_IMAGE_REPO") or "fastapi-app",
             tag=env.get("E2E_TAG") or "e2e",

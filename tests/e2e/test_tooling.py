@@ -302,3 +302,69 @@ def test_requirements_e2e_pins_the_kubernetes_client() -> None:
     assert any(line.startswith("kubernetes==") for line in lines)
     dev = (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
     assert "-r requirements-e2e.txt" in dev
+
+
+# -- make e2e itself, with stand-in tools --------------------------------------------------
+
+STUB = """#!/usr/bin/env bash
+# A stand-in for kind, docker, kubectl and helm: logs its arguments, answers what make asks.
+state="$E2E_STUB_DIR/clusters"
+echo "$(basename "$0") $*" >> "$E2E_STUB_DIR/calls.log"
+case "$(basename "$0") $1 $2" in
+  "kind get clusters") cat "$state" 2>/dev/null ;;
+  "kind create cluster") echo "$4" > "$state" ;;
+  "kind delete cluster") rm -f "$state" ;;
+  "docker port "*) echo "127.0.0.1:30080" ;;
+  "docker info "*) echo "27.0.0" ;;
+esac
+exit 0
+"""
+
+
+def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
+    tmp_path: Path,
+) -> None:
+    """`make e2e` with stand-ins for kind, docker, kubectl and helm: the steps run in order;
+    the suite then fails (no cluster answers), so the logs are saved and the cluster that
+    make e2e created is deleted."""
+    make = require_tool("make", "apt-get install make")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("kind", "docker", "kubectl", "helm"):
+        (stubs / name).write_text(STUB)
+        (stubs / name).chmod(0o755)
+    artifacts = tmp_path / "artifacts"
+    env = clean_env(E2E_STUB_DIR=str(tmp_path), KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+    tools = [f"KIND={stubs / 'kind'}", f"DOCKER={stubs / 'docker'}",
+             f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / 'helm'}"]  # fmt: skip
+    command = [make, "--no-print-directory", "e2e", *tools, f"E2E_ARTIFACTS={artifacts}"]
+    done = run(command, env, timeout_s=600)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "make e2e: e2e-test failed" in out and "e2e needs its kind cluster" in out, out
+    calls = (tmp_path / "calls.log").read_text()
+    expected = [
+        "docker info",
+        "kind get clusters",
+        f"kind create cluster --name fastapi-app-e2e --config {artifacts}/kind-config.yaml",
+        "docker port fastapi-app-e2e-control-plane 30080/tcp",
+        "kubectl --context kind-fastapi-app-e2e wait --for=condition=Ready nodes --all",
+        "docker build",
+        "docker tag fastapi-app:e2e fastapi-app:e2e-next",
+        "kind load docker-image fastapi-app:e2e fastapi-app:e2e-next --name fastapi-app-e2e",
+        "kubectl --context kind-fastapi-app-e2e --namespace fastapi-app-e2e create namespace",
+        "apply -f tests/e2e/manifests/backing-services.yaml",
+        "wait --for=condition=Available deployment/postgres deployment/redis",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install",
+        "patch service fastapi-app",
+        "rollout status deployment/fastapi-app",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app",
+        "kind export logs",
+        "get events -A",
+        "kind delete cluster --name fastapi-app-e2e",
+    ]
+    assert in_order(calls, expected) == [], calls
+    assert (artifacts / "kind-config.yaml").read_text() == KIND_CONFIG.read_text()
+    assert (artifacts / "cluster-logs" / "events.txt").exists()
+    assert not (artifacts / "created-fastapi-app-e2e").exists()  # deleted with the cluster
+    assert not (tmp_path / "clusters").exists()
