@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = None
     web_concurrency: int | None = Field(None, ge=1, le=64)
     forwarded_allow_ips: str = "127.0.0.1"
+    # MAX_REQUEST_BODY_BYTES: larger request bodies are refused with 413 (declared by
+    # Content-Length or counted while streamed); see service/middleware/body_limit.py.
+    max_request_body_bytes: int = Field(1_048_576, ge=1, le=2**40)
     # "off": no tracing and no access log (the bare app, for comparison or for users
     # who log and trace elsewhere); errors are still logged.
     observability: Literal["full", "off"] = "full"

@@ -18,6 +18,12 @@ log = get_logger("service.admin")
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
+def admin_hidden(request: Request) -> bool:
+    """True for an admin path while ADMIN_TOKEN is unset: it must look absent (404)."""
+    settings = request.app.state.settings
+    return request.url.path.startswith(f"{router.prefix}/") and settings.admin_token is None
+
+
 @router.post(
     "/shutdown",
     status_code=status.HTTP_202_ACCEPTED,

@@ -1,0 +1,68 @@
+"""BodyLimitMiddleware: request bodies above MAX_REQUEST_BODY_BYTES get a 413.
+
+uvicorn has no body size limit of its own. A declared Content-Length above the limit is
+refused before the app reads a byte; a body without one (chunked) is counted as the app
+reads it and the read fails with 413 once the limit is passed. Either way the connection
+is closed, so the rest of a large upload is not read."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONNECTION_CLOSE = (b"connection", b"close")
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.detail = f"request body larger than {max_body_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                # The HTTP parser refuses a malformed Content-Length; anything else that
+                # is not plain digits is left to the counting below.
+                digits = value.strip()
+                if digits.isdigit() and (len(digits) > 19 or int(digits) > self.max_body_bytes):
+                    await self._refuse(send)
+                    return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # FastAPI and Starlette pass HTTPException through their body
+                    # parsing, so the client gets this 413 (not a 400 or a 500).
+                    raise HTTPException(413, self.detail, headers={"Connection": "close"})
+            return message
+
+        return counting_receive
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": self.detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    CONNECTION_CLOSE,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
