@@ -1,0 +1,222 @@
+"""Dependency faults under a constant load: PostgreSQL stopped, then Redis, then both
+(10 s each), then each frozen (SIGSTOP: connections hang instead of being refused)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from service.db import OPERATION_TIMEOUT_SECONDS
+from tests.resilience.harness import Load, Outcome, children, json_body
+from tests.servers import PostgresServer, RedisServer, ServiceProcess
+from tests.support import wait_for
+
+pytestmark = pytest.mark.resilience
+DOWN_SECONDS = 10.0
+FROZEN_SECONDS = 6.0
+PROBE_TIMEOUT_SECONDS = 1.0  # the chart's readinessProbe.timeoutSeconds
+RECOVERY_SECONDS = 5.0  # ready again this soon after the dependency is back
+SETTLE_SECONDS = 1.0  # after ready again, before "everything works" is asserted
+ROUTES = ["/health/live", "/health/ready", "/api/items?limit=5", "ITEM", "POST"]
+
+
+@dataclass
+class Phase:
+    name: str
+    down: frozenset[str]  # "database", "redis"
+    how: str  # "stopped" or "frozen"
+    started: float = 0.0  # the dependency is down from here...
+    ended: float = 0.0  # ...to here
+    ready_again: float = 0.0
+
+
+class Dependencies:
+    def __init__(self, postgres: PostgresServer, redis: RedisServer) -> None:
+        self.postgres = postgres
+        self.redis = redis
+        self.frozen: list[int] = []
+
+    def _pids(self, name: str) -> list[int]:
+        server = self.postgres if name == "database" else self.redis
+        assert server.process is not None
+        # PostgreSQL serves each connection from a child process: freeze them all.
+        return [server.process.pid, *children(server.process.pid)]
+
+    def take_down(self, names: frozenset[str], how: str) -> None:
+        for name in sorted(names):
+            if how == "frozen":
+                pids = self._pids(name)
+                for pid in pids:
+                    os.kill(pid, signal.SIGSTOP)
+                self.frozen += pids
+            elif name == "database":
+                self.postgres.stop()
+            else:
+                self.redis.stop()
+
+    def bring_back(self) -> None:
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+        if self.postgres.process is None:
+            self.postgres.start()
+        if self.redis.process is None:
+            self.redis.start()
+
+
+@pytest.fixture
+def dependencies(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[Dependencies]:
+    deps = Dependencies(postgres, redis_server)
+    yield deps
+    deps.bring_back()  # whatever happened, the next tests get running servers
+
+
+def classify(outcome: Outcome, phases: list[Phase]) -> tuple[str, Phase | None]:
+    """down (inside a fault), recovering (just before or after one), or up."""
+    for phase in phases:
+        if phase.started + 0.5 <= outcome.started and outcome.started + outcome.elapsed_s < (
+            phase.ended
+        ):
+            return "down", phase
+        if phase.started - 0.5 <= outcome.started <= phase.ready_again + SETTLE_SECONDS:
+            return "recovering", phase
+    return "up", None
+
+
+def test_faults_under_load(dependencies: Dependencies) -> None:
+    service = ServiceProcess(
+        env={
+            "DATABASE_URL": dependencies.postgres.url,
+            "REDIS_URL": dependencies.redis.url,
+            "SLOW_REQUEST_MS": "100000",
+        }
+    ).start(wait="/health/ready")
+    try:
+        item = httpx.post(f"{service.url}/api/items", json={"name": "cached"}).json()["id"]
+        assert httpx.get(f"{service.url}/api/items/{item}").status_code == 200  # now cached
+        assert service.process is not None
+        workers = children(service.process.pid)
+        assert len(workers) == 2
+
+        def pick(thread: int, i: int) -> tuple[str, str, bytes | None]:
+            route = ROUTES[thread % len(ROUTES)]
+            if route == "ITEM":
+                return "GET", f"/api/items/{item}", None
+            if route == "POST":
+                return "POST", "/api/items", b'{"name": "under load"}'
+            return "GET", route, None
+
+        phases = [
+            Phase("postgres stopped", frozenset({"database"}), "stopped"),
+            Phase("redis stopped", frozenset({"redis"}), "stopped"),
+            Phase("both stopped", frozenset({"database", "redis"}), "stopped"),
+            Phase("postgres frozen", frozenset({"database"}), "frozen"),
+            Phase("redis frozen", frozenset({"redis"}), "frozen"),
+        ]
+        with Load(
+            service.port,
+            pick,
+            threads=len(ROUTES),
+            max_requests=4000,
+            deadline_s=150,
+            timeout_s=15,
+            pause_s=0.02,
+        ) as load:
+            time.sleep(2)
+            for phase in phases:
+                dependencies.take_down(phase.down, phase.how)
+                phase.started = time.monotonic()
+                time.sleep(DOWN_SECONDS if phase.how == "stopped" else FROZEN_SECONDS)
+                phase.ended = time.monotonic()
+                dependencies.bring_back()
+                back = time.monotonic()
+                wait_for(
+                    lambda: httpx.get(f"{service.url}/health/ready", timeout=2).status_code == 200,
+                    RECOVERY_SECONDS,
+                    interval_s=0.1,
+                    what=f"readiness after {phase.name}",
+                )
+                phase.ready_again = time.monotonic()
+                print(f"\n{phase.name}: ready {phase.ready_again - back:.2f}s after it was back")
+                time.sleep(2)
+        assert children(service.process.pid) == workers, "a worker died or was replaced"
+    finally:
+        service.stop()
+
+    outcomes = load.snapshot()
+    report = check_outcomes(outcomes, phases, f"/api/items/{item}")
+    records = service.records()  # every line is JSON
+    messages = Counter(r["message"] for r in records)
+    assert messages["unhandled_exception"] == 0
+    assert messages["booting_worker_with_pid"] == 2, "a worker was replaced"
+    assert messages["database_unavailable"] > 0 and messages["cache_unavailable"] > 0
+    print(report, f"{len(records)} log lines checked, {dict(messages.most_common(6))}")
+
+
+def check_outcomes(outcomes: list[Outcome], phases: list[Phase], item_path: str) -> str:
+    counts: Counter[str] = Counter()
+    ready_latencies = []
+    problems: list[str] = []
+
+    def expect(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    for o in outcomes:
+        route = "POST" if o.path == "/api/items" else ("ITEM" if o.path == item_path else o.path)
+        window, phase = classify(o, phases)
+        counts[f"{window} {o.status}"] += 1
+        what = (
+            f"{route} {window} {phase.name if phase else ''} at +{o.started:.1f}:"
+            f" {o.status} in {o.elapsed_s:.2f}s {o.error or ''}"
+        )
+        # Everywhere: an answer (no dropped connection), never a 500, bounded latency.
+        expect(o.status is not None, what)
+        expect(o.status != 500, f"{what} {o.body[:300]!r}")
+        expect(o.elapsed_s < OPERATION_TIMEOUT_SECONDS + 1.5, what)
+        if route == "/health/live":
+            expect(o.status == 200 and o.elapsed_s < PROBE_TIMEOUT_SECONDS, what)
+            continue
+        if route == "/health/ready":
+            ready_latencies.append(o.elapsed_s)
+            expect(o.elapsed_s < PROBE_TIMEOUT_SECONDS, what)
+        if o.status == 503 and route != "/health/ready":
+            body = json_body(o)
+            expect(bool(body["detail"]) and body["request_id"] == o.headers["x-request-id"], what)
+            expect("traceback" not in o.body.decode().lower(), what)
+            expect(int(o.headers.get("retry-after", "0")) >= 1, what)
+        if window == "up":
+            expect(o.status in (200, 201), what)
+        if window != "down" or phase is None:
+            continue
+        db_down = "database" in phase.down
+        redis_down = "redis" in phase.down
+        if route == "/health/ready":
+            expect(o.status == 503 and set(json_body(o)["failing"]) == set(phase.down), what)
+        elif route == "ITEM":
+            # Read through the cache: Redis serves it while the database is down, the
+            # database while Redis is down; only both down gives a 503.
+            expect(o.status == (503 if db_down and redis_down else 200), what)
+        else:
+            expect(o.status == (503 if db_down else (201 if route == "POST" else 200)), what)
+        if redis_down and not db_down and route == "ITEM":
+            expect(o.elapsed_s < 2 * 0.5 + 0.3, what)  # at most get + set timeouts
+        if db_down and phase.how == "stopped" and route != "ITEM":
+            expect(o.elapsed_s < 1.5, what)  # refused connections fail at once
+    assert not problems, f"{len(problems)} of {len(outcomes)} requests:\n" + "\n".join(
+        problems[:40]
+    )
+    assert counts["down 503"] > 0 and counts["up 200"] > 0
+    ready = sorted(ready_latencies)
+    return (
+        f"faults: {len(outcomes)} requests, {dict(counts)};"
+        f" ready p50 {statistics.median(ready):.3f}s max {ready[-1]:.3f}s"
+    )
