@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.resilience.harness import RawResponse, parse_response, request_bytes
+from tests.resilience.harness import RawResponse, json_lines, parse_response, request_bytes
 from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
@@ -36,6 +36,7 @@ FRAGMENTS = [
     b"ffffffffffffffffffffffffffffffff",
     b"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",  # UTF-8 bytes (the server reads Latin-1)
     b"\x1b[31m",
+    b"\x85 NEL, \xe2\x80\xa8 LS",  # Unicode line breaks (as Latin-1: U+0085 and others)
     b"127.0.0.1, 10.0.0.1",
     b"for=1.2.3.4;proto=https",
     b"https",
@@ -119,6 +120,10 @@ def test_headers_cannot_break_or_forge_the_log(service: ServiceProcess) -> None:
             assert HEX32.fullmatch(request_id.decode())
 
     one_request()
+    # NEL (0x85 is U+0085 in Latin-1) reaches the log as is: the line must stay one line.
+    path = f"/api/fuzz/{len(sent)}"
+    nel = {b"User-Agent": b"agent\x85next", b"X-Request-ID": b"nel-1"}
+    sent.append(Sent(path, nel, send(service.port, path, nel), False))
     # A bare CR or LF inside a value would start a forged header line: refused.
     for value in (b"ua\rX-Injected: 1", b"ua\nX-Injected: 1"):
         response = send(service.port, "/api/ping", {b"User-Agent": value})
@@ -138,7 +143,7 @@ def honoured(traceparent: bytes) -> bool:
 
 
 def check_log(service: ServiceProcess, sent: list[Sent]) -> None:
-    records = service.records()  # fails on the first line that is not JSON
+    records = json_lines(service)  # fails on the first line that is not JSON
     access = {r["path"]: r for r in records if r["message"] == "request_completed"}
     served = [s for s in sent if s.response.status == 404]
     for s in served:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.resilience.harness import json_lines
 from tests.servers import PostgresServer, RedisServer, ServiceProcess
 from tests.support import REPO_ROOT, require_tool
 
@@ -85,7 +86,7 @@ def test_schemathesis_finds_nothing(service: ServiceProcess, tmp_path: Path) -> 
     generated = re.search(r"(\d+) generated", output)
     assert generated and int(generated.group(1)) >= 100 * len(operations), output[-2000:]
 
-    records = service.records()
+    records = json_lines(service)
     statuses = Counter(r["status_code"] for r in records if r["message"] == "request_completed")
     assert not [s for s in statuses if s >= 500], statuses
     assert not [r for r in records if r["message"] == "unhandled_exception"]
