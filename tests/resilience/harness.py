@@ -241,7 +241,7 @@ class Load:
                 )
                 if response.getheader("connection", "").lower() == "close":
                     connection.close()
-            except (OSError, http.client.HTTPException) as exc:
+            except Exception as exc:  # recorded, never lost with the thread
                 connection.close()
                 outcome = Outcome(
                     started, time.monotonic() - started, path, None, f"{type(exc).__name__}: {exc}"
