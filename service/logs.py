@@ -16,9 +16,10 @@ import select
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry.trace import get_current_span
 
 from service import context
 
@@ -37,6 +38,38 @@ MAX_LINE_BYTES = select.PIPE_BUF
 MAX_TRACEBACK_CHARS = 2500
 
 
+def _line_encoder() -> Callable[[dict[str, Any]], str]:
+    """json.dumps(o, default=str, ensure_ascii=False, separators=(",", ":")), without
+    building an encoder for every line: the C encoder made once. JSONEncoder.encode
+    is the fallback where the C accelerator or its signature differs."""
+    encoder = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    try:
+        # markers=None: no circular-reference check (a cycle fails either way, and a
+        # failing record goes to Handler.handleError as before).
+        c_encode = make(
+            None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True
+        )
+        sample = {"a": [1, 2.5, None, True, "é\n"], "b": {"c": object}}
+        if "".join(c_encode(sample, 0)) != encoder.encode(sample):
+            return encoder.encode
+    except TypeError:
+        return encoder.encode
+
+    def encode(entry: dict[str, Any]) -> str:
+        return "".join(c_encode(entry, 0))
+
+    return encode
+
+
+_encode = _line_encoder()
+_LEVEL_NAMES = {name: name.lower() for name in logging.getLevelNamesMapping()}
+_request_id = context.request_id.get
+_user_id = context.user_id.get
+
+
 class JsonFormatter(logging.Formatter):
     """Format a LogRecord as one JSON object (no newline) following the log schema."""
 
@@ -45,34 +78,39 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        event = getattr(record, "event", None)
-        fields: dict[str, Any] = (
-            getattr(record, "fields", {}) if event is not None else _extra_fields(record)
-        )
+        attributes = record.__dict__
+        event = attributes.get("event")
+        level = record.levelname
         entry: dict[str, Any] = {
             "timestamp": _rfc3339(record.created),
-            "level": record.levelname.lower(),
+            "level": _LEVEL_NAMES.get(level) or level.lower(),
             "message": event or _event_name(record),
             "service": self.service,
-            "request_id": context.request_id.get(),
+            "request_id": _request_id(),
         }
         if event is None:
             entry["logger"] = record.name
             entry["detail"] = record.getMessage()
+            fields = _extra_fields(record)
+        else:
+            fields = attributes.get("fields") or {}
         _add_trace_ids(entry)
-        user = context.user_id.get()
+        user = _user_id()
         if user is not None:
             entry["user_id"] = user
-        for key, value in fields.items():
-            if key not in entry:
-                entry[key] = value
+        if entry.keys().isdisjoint(fields):
+            entry.update(fields)
+        else:  # fields never overwrite the schema's keys
+            for key, value in fields.items():
+                if key not in entry:
+                    entry[key] = value
         if record.exc_info and record.exc_info[1] is not None and "traceback" not in entry:
             exc = record.exc_info[1]
             entry.setdefault("error", f"{type(exc).__name__}: {exc}")
             entry["traceback"] = "".join(traceback.format_exception(exc))
         if "traceback" in entry:
             entry["traceback"] = _clip(str(entry["traceback"]), MAX_TRACEBACK_CHARS)
-        line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        line = _encode(entry)
         if len(line) > MAX_LINE_BYTES // 4:  # cheap check first; bytes can be 4x chars
             line = _bounded(entry, line)
         return line
@@ -90,7 +128,7 @@ def _bounded(entry: dict[str, Any], line: str) -> str:
             break
         entry[key] = _clip(entry[key], len(entry[key]) // 2)
         entry["truncated"] = True
-        line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        line = _encode(entry)
     if len(line.encode()) > MAX_LINE_BYTES:  # many small fields: keep the schema only
         kept = {k: entry[k] for k in (*_SCHEMA_KEYS, "trace_id", "span_id") if k in entry}
         line = json.dumps({**kept, "truncated": True}, default=str, separators=(",", ":"))
@@ -104,13 +142,23 @@ def _clip(text: str, limit: int) -> str:
     return f"{text[:half]} ...[{len(text) - limit} chars cut]... {text[-half:]}"
 
 
+# The formatted whole second of the last line: lines come many to a second.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _rfc3339(created: float) -> str:
+    global _last_second
+    second = int(created)
+    cached_second, prefix = _last_second
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, prefix)  # one tuple: threads see both or neither
     millis = int(created * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+    return f"{prefix}.{millis:03d}Z"
 
 
 def _add_trace_ids(entry: dict[str, Any]) -> None:
-    span_context = trace.get_current_span().get_span_context()
+    span_context = get_current_span().get_span_context()
     if span_context.is_valid:
         entry["trace_id"] = format(span_context.trace_id, "032x")
         entry["span_id"] = format(span_context.span_id, "016x")
