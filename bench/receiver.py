@@ -12,6 +12,9 @@ from tests.otlp_receiver import OtlpReceiver
 class CountingReceiver(OtlpReceiver):
     def __init__(self) -> None:
         super().__init__()
+        # Keep connections open between exports, as a collector does (the test
+        # receiver answers HTTP/1.0 and makes the exporter reconnect every time).
+        self.server.RequestHandlerClass.protocol_version = "HTTP/1.1"
         self.span_count = 0
         self.export_requests = 0
 

@@ -490,6 +490,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--lifecycle-runs", type=int, default=defaults.lifecycle_runs)
     parser.add_argument("--formatter-lines", type=int, default=defaults.formatter_lines)
     parser.add_argument("--variants", default=",".join(defaults.variants))
+    parser.add_argument("--routes", default=",".join(defaults.routes))
     parser.add_argument("--out", type=Path, default=defaults.out, help="results folder")
     parser.add_argument(
         "--smoke", action="store_true", help="a very short run (CI): 1 round of 1 s, and so on"
@@ -503,6 +504,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         lifecycle_runs=args.lifecycle_runs,
         formatter_lines=args.formatter_lines,
         variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        routes=tuple(r.strip() for r in args.routes.split(",") if r.strip()),
         out=args.out,
         smoke=args.smoke,
     )
@@ -511,6 +513,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         options.lifecycle_runs, options.formatter_lines = 1, 5_000
     for name in options.variants:
         make_variant(name)  # raises for an unknown name
+    unknown = set(options.routes) - set(ROUTES)
+    if unknown:
+        parser.error(f"unknown routes {sorted(unknown)}; known: {', '.join(ROUTES)}")
     if options.rounds < 1 or options.duration_s < 1 or options.connections < 1:
         parser.error("--rounds, --duration-s and --connections must be at least 1")
     return options
