@@ -229,7 +229,10 @@ class ServiceProcess:
     def records(self) -> list[dict[str, Any]]:
         """Every line of the output, parsed; fails on the first line that is not JSON."""
         records = []
-        for number, line in enumerate(self.output().splitlines(), 1):
+        # JSON Lines: records end at "\n" only (str.splitlines would also split on U+2028).
+        for number, line in enumerate(self.output().split("\n"), 1):
+            if not line:
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
