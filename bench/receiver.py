@@ -4,6 +4,8 @@ them, so a long run does not pile millions of spans up in memory."""
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.otlp_receiver import OtlpReceiver
@@ -14,7 +16,9 @@ class CountingReceiver(OtlpReceiver):
         super().__init__()
         # Keep connections open between exports, as a collector does (the test
         # receiver answers HTTP/1.0 and makes the exporter reconnect every time).
-        self.server.RequestHandlerClass.protocol_version = "HTTP/1.1"
+        handler = self.server.RequestHandlerClass
+        assert isinstance(handler, type) and issubclass(handler, BaseHTTPRequestHandler)
+        handler.protocol_version = "HTTP/1.1"
         self.span_count = 0
         self.export_requests = 0
 
