@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ _RECORD_TEMPLATE = logging.LogRecord(
     log.logger.name, logging.INFO, __file__, 0, "request_completed", (), None, "_log"
 ).__dict__
 _START_TIME: float = getattr(logging, "_startTime", time.time())
+# Python >= 3.12 records the asyncio task's name too.
+_TASK_NAMES = "taskName" in _RECORD_TEMPLATE and getattr(logging, "logAsyncioTasks", False)
 
 
 def access_record(level: int, fields: dict[str, Any]) -> logging.LogRecord:
@@ -56,6 +59,12 @@ def access_record(level: int, fields: dict[str, Any]) -> logging.LogRecord:
     attributes["thread"] = threading.get_ident()
     attributes["threadName"] = threading.current_thread().name
     attributes["process"] = os.getpid()
+    if _TASK_NAMES:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop
+            task = None
+        attributes["taskName"] = task.get_name() if task is not None else None
     attributes["event"] = "request_completed"
     attributes["fields"] = fields
     return record
