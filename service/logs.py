@@ -31,10 +31,13 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 _SCHEMA_KEYS = ("timestamp", "level", "message", "service", "request_id")
 _WORD = re.compile(r"[a-z]+")
-# One record is one write(2) of at most PIPE_BUF bytes: POSIX makes such a write to a
-# pipe atomic, so lines from several workers sharing stdout never interleave. Longer
-# records (deep tracebacks) are shortened in the middle, keeping both ends.
-MAX_LINE_BYTES = select.PIPE_BUF
+# One record is one write(2) of at most PIPE_BUF bytes, newline included: POSIX makes
+# such a write to a pipe atomic, so lines from several workers sharing stdout never
+# interleave. Longer records (deep tracebacks) are shortened in the middle.
+MAX_LINE_BYTES = select.PIPE_BUF - 1
+# Line breaks to Unicode-aware readers (str.splitlines, older JavaScript) that JSON
+# leaves raw with ensure_ascii=False: escaped, so client text cannot split a line.
+_UNICODE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 MAX_TRACEBACK_CHARS = 2500
 
 
@@ -111,6 +114,8 @@ class JsonFormatter(logging.Formatter):
         if "traceback" in entry:
             entry["traceback"] = _clip(str(entry["traceback"]), MAX_TRACEBACK_CHARS)
         line = _encode(entry)
+        if not line.isascii():
+            line = line.translate(_UNICODE_BREAKS)
         if len(line) > MAX_LINE_BYTES // 4:  # cheap check first; bytes can be 4x chars
             line = _bounded(entry, line)
         return line
@@ -118,7 +123,7 @@ class JsonFormatter(logging.Formatter):
 
 def _bounded(entry: dict[str, Any], line: str) -> str:
     """Shrink the longest string fields until the encoded line fits MAX_LINE_BYTES."""
-    while len(line.encode()) > MAX_LINE_BYTES:
+    while _utf8_size(line) > MAX_LINE_BYTES:
         key = max(
             (k for k in entry if k not in _SCHEMA_KEYS and isinstance(entry[k], str)),
             key=lambda k: len(entry[k]),
@@ -128,11 +133,16 @@ def _bounded(entry: dict[str, Any], line: str) -> str:
             break
         entry[key] = _clip(entry[key], len(entry[key]) // 2)
         entry["truncated"] = True
-        line = _encode(entry)
-    if len(line.encode()) > MAX_LINE_BYTES:  # many small fields: keep the schema only
+        line = _encode(entry).translate(_UNICODE_BREAKS)
+    if _utf8_size(line) > MAX_LINE_BYTES:  # many small fields: keep the schema only
         kept = {k: entry[k] for k in (*_SCHEMA_KEYS, "trace_id", "span_id") if k in entry}
         line = json.dumps({**kept, "truncated": True}, default=str, separators=(",", ":"))
     return line
+
+
+def _utf8_size(line: str) -> int:
+    """Bytes the handler writes ("replace" as in JsonLineHandler: lone surrogates)."""
+    return len(line.encode("utf-8", "replace"))
 
 
 def _clip(text: str, limit: int) -> str:

@@ -135,12 +135,6 @@ def test_control_writes_over_the_pipe_size_do_tear_in_the_same_pipe() -> None:
     print(f"\ncontrol: {torn} of {len(lines)} lines torn by writes over the pipe size")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/logs.py bounds the line to PIPE_BUF bytes before the newline is added,"
-    " so a write can be PIPE_BUF + 1 bytes; remove this marker once MAX_LINE_BYTES"
-    " leaves room for the newline",
-)
 def test_formatter_bounds_every_record_and_its_newline_to_pipe_buf() -> None:
     """A record is one atomic write only if it is at most PIPE_BUF bytes newline
     included; field sizes around the bound are tried one by one."""
@@ -156,11 +150,6 @@ def test_formatter_bounds_every_record_and_its_newline_to_pipe_buf() -> None:
     assert not too_long, f"{len(too_long)} writes over PIPE_BUF, e.g. {too_long[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/logs.py's _bounded() measures the line with str.encode(), which raises"
-    " on a lone surrogate; emit() then prints a non-JSON '--- Logging error ---' report",
-)
 def test_formatter_survives_a_long_field_with_a_lone_surrogate() -> None:
     formatter = JsonFormatter("api")
     record = logging.makeLogRecord({"levelname": "ERROR", "msg": "x"})
@@ -170,13 +159,6 @@ def test_formatter_survives_a_long_field_with_a_lone_surrogate() -> None:
     assert len(line.encode("utf-8", "replace")) <= select.PIPE_BUF
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/logs.py leaves U+0085, U+2028 and U+2029 unescaped (json.dumps with"
-    " ensure_ascii=False): readers that split on Unicode line breaks (str.splitlines(),"
-    " tests/servers.py's records(), older JavaScript) see a client's path or user agent"
-    " break the line; remove this marker once the formatter escapes them",
-)
 def test_client_text_cannot_break_a_line_for_unicode_aware_readers() -> None:
     formatter = JsonFormatter("api")
     record = logging.makeLogRecord({"levelname": "INFO", "msg": "x"})
