@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     retry_after_seconds: int | None = Field(None, ge=0)
     shutdown_message: str = "The server is shutting down; retry on another instance."
     admin_token: SecretStr | None = None
+    # Admin routes answer only on this second listener, bound to 127.0.0.1 (opened when
+    # ADMIN_TOKEN is set): no Service, Ingress or peer reaches it; `kubectl port-forward`
+    # or `docker exec` does.
+    admin_port: int = Field(8001, ge=1, le=65535)
     # Bearer tokens that identify users: "token=user_id" pairs, comma separated,
     # or a file with one pair per line (for a mounted Secret).
     api_tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
@@ -84,6 +88,12 @@ class Settings(BaseSettings):
             self.api_tokens = {**self.api_tokens, **parse_token_pairs(text)}
         return self
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.admin_port == self.port:
+            raise ValueError("ADMIN_PORT: must differ from PORT")
+        return self
+
     @property
     def effective_retry_after_seconds(self) -> int:
         if self.retry_after_seconds is not None:
@@ -129,8 +139,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         return Settings.model_validate({k.lower(): v for k, v in env.items() if k.upper() in known})
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
         message = error["msg"].removeprefix("Value error, ")
+        name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+        if not error["loc"]:  # a check across fields names its variable first: "NAME: ..."
+            name, _, message = message.partition(": ")
         raise SettingsError(f"invalid environment variable {name}: {message}") from None
 
 

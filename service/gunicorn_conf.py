@@ -57,7 +57,10 @@ def default_workers() -> int:
     return max(1, min(available, math.ceil(limit) if limit else available))
 
 
-bind = f"0.0.0.0:{settings.port}"
+# The API on every interface; the admin routes on a loopback-only listener (see config).
+bind = [f"0.0.0.0:{settings.port}"]
+if settings.admin_token is not None:
+    bind.append(f"127.0.0.1:{settings.admin_port}")
 workers = settings.web_concurrency or default_workers()
 # Drains before closing its listener; see service/worker.py.
 worker_class = "service.worker.GracefulUvicornWorker"

@@ -18,10 +18,20 @@ log = get_logger("service.admin")
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
+def on_admin_listener(request: Request) -> bool:
+    """The request came in on the loopback admin listener (ADMIN_PORT), not the API port
+    that Services, Ingresses and NetworkPolicy peers reach."""
+    server = request.scope.get("server")
+    return server is not None and server[1] == request.app.state.settings.admin_port
+
+
 def admin_hidden(request: Request) -> bool:
-    """True for an admin path while ADMIN_TOKEN is unset: it must look absent (404)."""
+    """True for an admin path that must look absent (404): ADMIN_TOKEN is unset, or the
+    request did not come in on the admin listener."""
     settings = request.app.state.settings
-    return request.url.path.startswith(f"{router.prefix}/") and settings.admin_token is None
+    if not request.url.path.startswith(f"{router.prefix}/"):
+        return False
+    return settings.admin_token is None or not on_admin_listener(request)
 
 
 @router.post(
@@ -31,7 +41,7 @@ def admin_hidden(request: Request) -> bool:
 )
 async def shutdown(request: Request, resources: ResourcesDep) -> JSONResponse:
     expected = resources.settings.admin_token
-    if expected is None:  # admin routes do not exist without ADMIN_TOKEN
+    if expected is None or admin_hidden(request):  # absent without the token, or off-port
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
     token = bearer_token(request) or ""
     if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):

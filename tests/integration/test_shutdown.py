@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.servers import PostgresServer, RedisServer, ServiceProcess
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 SHUTDOWN_EVENTS = [
@@ -159,7 +159,7 @@ def test_sigint_drains_like_sigterm_and_second_signal_changes_nothing() -> None:
     assert len([r for r in records if r["message"] == "requests_drained"]) == 1
 
 
-def test_admin_shutdown_needs_the_token() -> None:
+def test_admin_shutdown_needs_the_token_and_the_admin_listener() -> None:
     without = started_service({})
     try:
         response = httpx.post(f"{without.url}/admin/shutdown")
@@ -167,18 +167,21 @@ def test_admin_shutdown_needs_the_token() -> None:
     finally:
         without.stop()
 
-    service = started_service({"ADMIN_TOKEN": "s3cret-admin-token"})
+    admin_port = free_port()
+    service = started_service({"ADMIN_TOKEN": "s3cret-admin-token", "ADMIN_PORT": str(admin_port)})
+    admin_url = f"http://127.0.0.1:{admin_port}"
+    right = {"Authorization": "Bearer s3cret-admin-token"}
+    # The API port (what a Service reaches) never serves the admin route, token or not.
+    assert httpx.post(f"{service.url}/admin/shutdown", headers=right).status_code == 404
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-admin-token"}):
-        assert httpx.post(f"{service.url}/admin/shutdown", headers=headers).status_code == 401
+        assert httpx.post(f"{admin_url}/admin/shutdown", headers=headers).status_code == 401
     assert httpx.get(f"{service.url}/health/ready").status_code == 200
     assert "shutdown_started" not in [r["message"] for r in service.records()]
     refused = service.events("admin_request_refused")
     assert len(refused) == 3
     assert "s3cret-admin-token" not in service.output()
 
-    accepted = httpx.post(
-        f"{service.url}/admin/shutdown", headers={"Authorization": "Bearer s3cret-admin-token"}
-    )
+    accepted = httpx.post(f"{admin_url}/admin/shutdown", headers=right)
     assert accepted.status_code == 202
     assert service.wait(30) == 0
     wait_for(lambda: bool(service.events("shutdown_complete")), 5, what="shutdown_complete")

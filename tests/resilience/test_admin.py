@@ -1,5 +1,6 @@
 """The admin surface: absent without ADMIN_TOKEN (every method, and the OpenAPI
-document), a constant-time token comparison, and refused attempts logged without the
+document), served only on the loopback admin listener (never on the API port a Service
+reaches), a constant-time token comparison, and refused attempts logged without the
 token's value."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from service.config import load_settings
 from service.main import create_app
 from tests.resilience.harness import raw_exchange, request_bytes
 from tests.servers import ServiceProcess
+from tests.support import free_port
 
 pytestmark = pytest.mark.resilience
 TOKEN = "adm1n-T0ken-of-some-length-7f3a9c"
@@ -57,19 +59,37 @@ def test_absent_without_admin_token() -> None:
         service.stop()
 
 
+def test_api_port_never_serves_the_admin_route() -> None:
+    admin_port = free_port()
+    env = {"WEB_CONCURRENCY": "1", "ADMIN_TOKEN": TOKEN, "ADMIN_PORT": str(admin_port)}
+    service = ServiceProcess(env=env).start()
+    try:
+        right = [(b"Authorization", b"Bearer " + TOKEN.encode()), (b"Connection", b"close")]
+        for method in METHODS:
+            response = raw_exchange(service.port, request_bytes(method, "/admin/shutdown", right))
+            assert response.status == 404, (method, response)
+            assert "allow" not in response.headers, (method, response.headers)
+        assert httpx.get(f"{service.url}/health/ready").status_code == 200
+    finally:
+        service.stop()
+    assert "admin_shutdown_requested" not in {r["message"] for r in service.records()}
+
+
 def test_refused_attempts_are_logged_without_the_token() -> None:
-    service = ServiceProcess(env={"WEB_CONCURRENCY": "1", "ADMIN_TOKEN": TOKEN}).start()
+    admin_port = free_port()
+    env = {"WEB_CONCURRENCY": "1", "ADMIN_TOKEN": TOKEN, "ADMIN_PORT": str(admin_port)}
+    service = ServiceProcess(env=env).start()
     try:
         statuses = []
         for value in ATTEMPTS:
             headers = [(b"Authorization", value), (b"Connection", b"close")] if value else []
-            response = raw_exchange(service.port, request_bytes("POST", "/admin/shutdown", headers))
+            response = raw_exchange(admin_port, request_bytes("POST", "/admin/shutdown", headers))
             statuses.append(response.status)
             assert response.status == 401, (value, response)
             assert response.headers["www-authenticate"] == "Bearer"
         for method in ("GET", "PUT", "DELETE"):  # with the token set, the route exists
             response = raw_exchange(
-                service.port,
+                admin_port,
                 request_bytes(method, "/admin/shutdown", [(b"Connection", b"close")]),
             )
             assert response.status == 405 and response.headers["allow"] == "POST"
@@ -102,8 +122,12 @@ def test_refused_attempts_are_logged_without_the_token() -> None:
 
 def test_token_comparison_is_constant_time(tmp_path: Path) -> None:
     """Every attempt goes through hmac.compare_digest (no == on the secret)."""
-    settings = load_settings(
-        {"DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3", "ADMIN_TOKEN": TOKEN}
+    settings = load_settings(  # TestClient's server port is 80: the admin listener here
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+            "ADMIN_TOKEN": TOKEN,
+            "ADMIN_PORT": "80",
+        }
     )
     calls: list[tuple[bytes, bytes]] = []
     compare = hmac.compare_digest

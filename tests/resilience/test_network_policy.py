@@ -1,9 +1,9 @@
-"""How the chart's NetworkPolicy applies to the admin surface, from the rendered chart.
+"""How the chart keeps the admin surface out of the Service's reach, from the rendered chart.
 
-/admin/shutdown is served by the same process, on the same container port, as the API.
-A NetworkPolicy works at layer 3/4 (peers and ports), so with it on, exactly the peers
-it admits to that port reach /admin/shutdown through the Service; nobody else does.
-What keeps /admin/shutdown away from those admitted peers is ADMIN_TOKEN (unset: 404)."""
+/admin/shutdown answers only on the app's loopback admin listener (127.0.0.1:ADMIN_PORT,
+see service/config.py); the API port, the only container port, answers 404 for it. The
+Service, an Ingress and the NetworkPolicy all carry that one API port, so nothing that
+crosses the Service reaches the admin route; `kubectl port-forward` to ADMIN_PORT does."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ INGRESS_NAMESPACE = {
 }
 
 
-def test_one_port_carries_the_api_and_the_admin_route() -> None:
+def test_only_the_api_port_is_exposed() -> None:
     result = render({"networkPolicy": {"enabled": True}})
     (port,) = result.app_container()["ports"]
     assert port["name"] == "http"
     (service_port,) = result.one("Service")["spec"]["ports"]
     assert service_port["targetPort"] == "http"
-    # The policy admits that one port: there is no separate admin port to leave out.
+    # The policy admits that one port; the admin listener is on loopback, not exposed.
     policy = result.one("NetworkPolicy")["spec"]
     assert [rule["ports"] for rule in policy["ingress"]] == [[{"port": "http", "protocol": "TCP"}]]
 
@@ -56,9 +56,9 @@ def test_admin_route_is_off_unless_a_token_is_given() -> None:
     assert env["valueFrom"]["secretKeyRef"]["key"] == "ADMIN_TOKEN"
 
 
-def test_an_ingress_for_slash_also_routes_the_admin_path() -> None:
-    """What a Prefix / Ingress exposes: /admin/shutdown too (the chart has no way to
-    leave it out), so the ingress controller's namespace must be trusted with it."""
+def test_an_ingress_for_slash_routes_to_the_api_port_only() -> None:
+    """A Prefix / Ingress forwards /admin/shutdown too, but to the API port, which answers
+    404 for it (tests/resilience/test_admin.py)."""
     ingress = render(
         {
             "ingress": {
@@ -71,3 +71,4 @@ def test_an_ingress_for_slash_also_routes_the_admin_path() -> None:
     ).one("Ingress")
     (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
     assert "/admin/shutdown".startswith(path["path"]) and path["pathType"] == "Prefix"
+    assert path["backend"]["service"]["port"] == {"name": "http"}

@@ -38,6 +38,7 @@ def test_database_url_forms(url: str, expected: str) -> None:
         ("PORT", "70000"),
         ("WEB_CONCURRENCY", "0"),
         ("API_TOKENS", "no-user-here"),
+        ("ADMIN_PORT", "8000"),  # the same as PORT
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -33,12 +33,17 @@ def conf(env: dict[str, str]) -> dict[str, object]:
 
 def test_settings_drive_gunicorn() -> None:
     loaded = conf({"PORT": "9001", "WEB_CONCURRENCY": "3", "GRACE_PERIOD_SECONDS": "12"})
-    assert loaded["bind"] == "0.0.0.0:9001"
+    assert loaded["bind"] == ["0.0.0.0:9001"]  # no admin listener without ADMIN_TOKEN
     assert loaded["workers"] == 3
     assert loaded["worker_class"] == "service.worker.GracefulUvicornWorker"
     # G + cleanup budget (5) + margin (2): Gunicorn's SIGKILL comes after the cleanup.
     assert loaded["graceful_timeout"] == 19
     assert loaded["control_socket_disable"] is True
+
+
+def test_admin_listener_only_on_loopback_and_only_with_a_token() -> None:
+    loaded = conf({"PORT": "9001", "ADMIN_TOKEN": "t", "ADMIN_PORT": "9002"})
+    assert loaded["bind"] == ["0.0.0.0:9001", "127.0.0.1:9002"]
 
 
 def test_bad_setting_exits_with_one_json_line() -> None:
