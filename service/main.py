@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(items_router)
     app.include_router(demo_router)
-    app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
+    app.include_router(admin_router, include_in_schema=False)  # not part of the public API
     for error in (SQLAlchemyError, OSError, TimeoutError):
         app.add_exception_handler(error, dependency_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
