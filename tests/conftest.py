@@ -1,3 +1,6 @@
+"""Session-wide throwaway servers, started only when a test asks for them. Tests that
+stop one (outage drills) start it again before they finish."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
