@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create or update the virtual environment
 
-run: venv ## start the service on :8000, or $$PORT (embedded SQLite, no servers needed)
+run: venv ## start the service on :8000, or on PORT (embedded SQLite, no servers needed)
 	$(BIN)/gunicorn -c python:service.gunicorn_conf service.main:app
 
 test: lint ## lint, then every test but e2e (CI=true: a missing tool fails)
