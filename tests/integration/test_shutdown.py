@@ -11,19 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.logs import SHUTDOWN_EVENTS as E2E_SHUTDOWN_EVENTS
 from tests.servers import PostgresServer, RedisServer, ServiceProcess
 from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
-SHUTDOWN_EVENTS = [
-    "shutdown_started",
-    "waiting_for_in_flight_requests",
-    "rejecting_new_requests",
-    "requests_drained",
-    "database_closed",
-    "redis_closed",
-    "shutdown_complete",
-]
+SHUTDOWN_EVENTS = list(E2E_SHUTDOWN_EVENTS)  # one list for every suite
 
 
 class Background:
