@@ -38,11 +38,15 @@ fmt: venv ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Pins that `pip freeze` on a newer interpreter leaves out: redis needs async-timeout
+# below Python 3.11.3 (Debian 12's python3 is 3.11.2, the CI stand-in base image).
+MARKER_PINS := async-timeout==5.0.1 ; python_version < "3.11.3"
+
 requirements: ## re-pin requirements.txt from pyproject's dependencies
 	rm -rf .req-venv && $(PYTHON) -m venv .req-venv
 	.req-venv/bin/pip install -q --no-cache-dir .
 	{ echo "# Pinned runtime dependencies (the image installs exactly these). Regenerate: make requirements"; \
-	  .req-venv/bin/pip freeze --exclude fastapi-app; } > requirements.txt
+	  { .req-venv/bin/pip freeze --exclude fastapi-app; echo '$(MARKER_PINS)'; } | LC_ALL=C sort -f -s -t= -k1,1; } > requirements.txt
 	rm -rf .req-venv
 
 clean: ## remove the virtual environment and caches
