@@ -47,7 +47,7 @@ requirements: ## re-pin requirements.txt from pyproject's dependencies
 	.req-venv/bin/pip install -q --no-cache-dir .
 	{ echo "# Pinned runtime dependencies (the image installs exactly these). Regenerate: make requirements"; \
 	  { .req-venv/bin/pip freeze --exclude fastapi-app; echo '$(MARKER_PINS)'; } | LC_ALL=C sort -f -s -t= -k1,1; } > requirements.txt
-	rm -rf .req-venv
+	rm -rf .req-venv build *.egg-info
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
