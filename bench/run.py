@@ -1,7 +1,7 @@
 # Usage: .venv/bin/python -m bench [--rounds N] [--duration-s S] [--smoke] [--out DIR]  (make bench)
 """The benchmark: the cost of full observability, side by side on the real Gunicorn command.
 
-Three variants of the same app run at once against one PostgreSQL, one Redis and one local
+The variants of the same app run at once against one PostgreSQL, one Redis and one local
 OTLP/HTTP receiver per variant:
   bare   OBSERVABILITY=off: no tracing, no access log (request id and shutdown middleware
          stay, as in the product)
@@ -11,6 +11,9 @@ OTLP/HTTP receiver per variant:
          exporting the same way; no access log
   stock-lean  stock with its leanest option, exclude_spans=["receive", "send"] (no
          internal span per ASGI message: one span per request, like ours)
+Two more, on request (--variants), show where full's cost goes:
+  full-no-export      full with OTEL_TRACES_EXPORTER=none: spans made, never exported
+  full-no-access-log  full with LOG_LEVEL=warning: no access line, all else as full
 Each round loads every route with every variant in turn (the order rotates from round
 to round) with wrk for the same time; figures are medians over the rounds, and ratios are
 taken within a round, so slow phases of a shared machine hit both sides of a ratio.
@@ -49,6 +52,9 @@ from tests.support import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 VARIANTS = ("bare", "full", "stock", "stock-lean")
+# Where full's cost goes (`make bench BENCH_ARGS="--variants bare,full,full-no-export,
+# full-no-access-log"`): full minus one part each, side by side with the others.
+BREAKDOWN_VARIANTS = ("full-no-export", "full-no-access-log")
 # Start-up and shutdown are measured for the product's two modes only.
 LIFECYCLE_VARIANTS = ("bare", "full")
 ROUTES = ("/api/ping", "/api/items/{id}")
@@ -86,6 +92,8 @@ class Variant:
     observability: str
     receiver: CountingReceiver
     extra_env: dict[str, str] = field(default_factory=dict)
+    exports: bool = True  # spans must reach its receiver
+    access_log: bool = False  # its log must hold an access line per request
     service: ServiceProcess | None = None
     requests: int = 0  # traced requests sent to it (every wrk run, warm-ups included)
     runs: dict[str, list[LoadResult]] = field(default_factory=dict)
@@ -111,9 +119,23 @@ class Variant:
 
 def make_variant(name: str) -> Variant:
     if name == "bare":
-        return Variant(name, "service.main:app", "off", CountingReceiver())
+        return Variant(name, "service.main:app", "off", CountingReceiver(), exports=False)
     if name == "full":
-        return Variant(name, "service.main:app", "full", CountingReceiver())
+        return Variant(name, "service.main:app", "full", CountingReceiver(), access_log=True)
+    if name == "full-no-export":  # spans made and logged, never exported
+        env = {"OTEL_TRACES_EXPORTER": "none"}
+        return Variant(
+            name,
+            "service.main:app",
+            "full",
+            CountingReceiver(),
+            env,
+            exports=False,
+            access_log=True,
+        )
+    if name == "full-no-access-log":  # info level off: no access line, the rest as full
+        env = {"LOG_LEVEL": "warning"}
+        return Variant(name, "service.main:app", "full", CountingReceiver(), env)
     if name == "stock":
         return Variant(name, "bench.stock_app:app", "off", CountingReceiver())
     if name == "stock-lean":
@@ -323,6 +345,7 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
             "app": variant.app,
             "OBSERVABILITY": variant.observability,
             "traced_requests": variant.requests,
+            "exports_spans": variant.exports,
             "spans_received": spans,
             "export_requests": exports,
             "spans_per_request": round(spans / variant.requests, 3) if variant.requests else None,
@@ -378,7 +401,7 @@ def package_versions() -> dict[str, str | None]:
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        f"{'route':<17}{'variant':<11}{'req/s':>9}{'vs bare':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'route':<17}{'variant':<19}{'req/s':>9}{'vs bare':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'CPU us/req':>11}{'CPU vs bare':>12}{'errors':>7}"
     ]
     for route, summary in results["routes"].items():
@@ -387,7 +410,7 @@ def table(results: dict[str, Any]) -> str:
             cpu = entry.get("cpu_us_per_request", {}).get("median")
             cpu_ratio = entry.get("cpu_ratio_to_bare")
             rows.append(
-                f"{route:<17}{name:<11}{entry['requests_per_s']['median']:>9,.0f}"
+                f"{route:<17}{name:<19}{entry['requests_per_s']['median']:>9,.0f}"
                 f"{(f'{ratio:.2f}' if ratio is not None else '-'):>9}"
                 f"{entry['p50_ms']['median']:>8.2f}{entry['p99_ms']['median']:>8.2f}"
                 f"{(f'{cpu:.0f}' if cpu is not None else '-'):>11}"
@@ -396,7 +419,7 @@ def table(results: dict[str, Any]) -> str:
             )
     rows.append("")
     rows.append(
-        f"{'variant':<11}{'ready s':>9}{'SIGTERM->exit s':>17}{'peak RSS/worker MiB':>21}"
+        f"{'variant':<19}{'ready s':>9}{'SIGTERM->exit s':>17}{'peak RSS/worker MiB':>21}"
         f"{'spans/request':>15}{'access lines w/ trace_id':>26}"
     )
     for name, info in results["variants"].items():
@@ -407,7 +430,7 @@ def table(results: dict[str, Any]) -> str:
         lines = info.get("access_lines")
         logged = f"{lines['with_trace_id']:,}/{lines['request_completed']:,}" if lines else "-"
         rows.append(
-            f"{name:<11}{(f'{ready:.2f}' if ready is not None else '-'):>9}"
+            f"{name:<19}{(f'{ready:.2f}' if ready is not None else '-'):>9}"
             f"{(f'{exit_s:.2f}' if exit_s is not None else '-'):>17}"
             f"{(f'{max(rss):.1f}' if rss else '-'):>21}"
             f"{(f'{spans:.3f}' if spans is not None else '-'):>15}{logged:>26}"
@@ -431,10 +454,15 @@ def problems_in(results: dict[str, Any]) -> list[str]:
             if entry["errors"]:
                 problems.append(f"{name} {route}: {entry['errors']} failed requests")
     for name, info in results["variants"].items():
-        if name != "bare" and not info["spans_received"]:
+        if info["exports_spans"] and not info["spans_received"]:
             problems.append(f"{name}: no span reached the OTLP receiver")
-        if name == "bare" and info["spans_received"]:
-            problems.append("bare: spans reached the OTLP receiver with OBSERVABILITY=off")
+        if not info["exports_spans"] and info["spans_received"]:
+            problems.append(f"{name}: spans reached the OTLP receiver, which it must not export")
+        lines = info.get("access_lines")
+        if lines is not None and lines["with_trace_id"] < lines["request_completed"]:
+            problems.append(f"{name}: access lines without a trace_id")
+        if lines is not None and not lines["request_completed"]:
+            problems.append(f"{name}: no access line in its log")
         if any(code != 0 for code in info.get("exit_codes", [])):
             problems.append(f"{name}: exit code {info['exit_codes']} after SIGTERM")
     return problems
@@ -470,7 +498,7 @@ def run(options: Options) -> dict[str, Any]:
         wait_for_spans(variants)
         for variant in variants:
             assert variant.service is not None
-            if variant.observability == "full":
+            if variant.access_log:
                 extra[variant.name]["access_lines"] = access_lines(variant.service)
     log("JSON formatter speed on one core")
     results = summarise(variants, options, extra)

@@ -7,6 +7,7 @@ import glob
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,8 @@ VARIANTS = {"bare", "full", "stock", "stock-lean"}
 ROUTES = {"/api/ping", "/api/items/{id}"}
 
 
-def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
+def run_smoke(out: Path, bench_args: str = "") -> dict[str, Any]:
+    """`make bench-smoke` into `out`; its JSON results."""
     make = require_tool("make")
     require_tool("wrk", "apt-get install wrk")
     require_tool("redis-server", "apt-get install redis-server")
@@ -25,7 +27,7 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
         missing("PostgreSQL server binaries (apt-get install postgresql)")
     # The make target installs bench/requirements.txt into .venv first (once).
     completed = subprocess.run(
-        [make, "-s", "bench-smoke", f"BENCH_SMOKE_OUT={tmp_path}"],
+        [make, "-s", "bench-smoke", f"BENCH_SMOKE_OUT={out}", f"BENCH_ARGS={bench_args}"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -33,7 +35,12 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "vs bare" in completed.stdout
-    results = json.loads((tmp_path / "bench.json").read_text())
+    results: dict[str, Any] = json.loads((out / "bench.json").read_text())
+    return results
+
+
+def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
+    results = run_smoke(tmp_path)
     assert results["conditions"]["smoke"] is True
     assert set(results["routes"]) == ROUTES
     for summary in results["routes"].values():
@@ -53,3 +60,18 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
         assert variants[name]["peak_rss_mib_per_worker"]
     assert results["formatter"]["formatter_lines_per_cpu_s"] > 0
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_breakdown_variants_each_leave_out_their_part(tmp_path: Path) -> None:
+    """full-no-export makes spans but exports none; full-no-access-log exports spans
+    but writes no access line (a run that breaks either rule exits non-zero)."""
+    variants = "bare,full-no-export,full-no-access-log"
+    results = run_smoke(tmp_path, f"--variants {variants} --routes /api/ping")
+    info = results["variants"]
+    assert set(info) == set(variants.split(","))
+    assert info["full-no-export"]["spans_received"] == 0
+    assert info["full-no-export"]["access_lines"]["with_trace_id"] > 0
+    assert info["full-no-access-log"]["spans_received"] > 0
+    assert "access_lines" not in info["full-no-access-log"]
+    ping = results["routes"]["/api/ping"]["variants"]
+    assert all(entry["errors"] == 0 for entry in ping.values())
