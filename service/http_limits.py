@@ -30,6 +30,10 @@ MAX_REQUEST_HEAD_BYTES = 65536  # request line and headers together; larger: 431
 # connection that never sends a byte is closed then too. Bodies: MAX_REQUEST_BODY_BYTES
 # (413, service/middleware/body_limit.py).
 HEADER_TIMEOUT_SECONDS = 10
+# While a request body is incomplete, each read must bring data within this many seconds
+# (nginx's client_body_timeout), else 408 and the connection closes: a stalled upload
+# cannot hold a connection, or a drain, for long (service/middleware/body_limit.py).
+BODY_READ_TIMEOUT_SECONDS = 10
 
 
 class _HeadRefused(Exception):

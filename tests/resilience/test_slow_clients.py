@@ -1,6 +1,6 @@
-"""Slow clients: a head sent a byte a second, a connection that never sends, and an idle
-kept-alive connection are closed by the configured timeouts, while the same workers keep
-answering everyone else at full speed."""
+"""Slow clients: a head sent a byte a second, a connection that never sends, an idle
+kept-alive connection and a body that stops halfway are closed by the configured
+timeouts, while the same workers keep answering everyone else at full speed."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from service import gunicorn_conf
+from service import gunicorn_conf, http_limits
 from tests.resilience.harness import Load, parse_response
 from tests.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
 HEADER_TIMEOUT = gunicorn_conf.HEADER_TIMEOUT_SECONDS
 KEEPALIVE = gunicorn_conf.keepalive
+BODY_TIMEOUT = http_limits.BODY_READ_TIMEOUT_SECONDS
 SLACK_SECONDS = 2.0
 HEAD = b"GET /api/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\n\r\n"
 
@@ -95,6 +96,19 @@ def kept_alive(port: int, give_up_s: float) -> Result:
     return Result("kept-alive", closed, response + data)
 
 
+def stalled_body(port: int, give_up_s: float) -> Result:
+    """A complete head announcing 40 bytes of body, then 8 of them, then silence."""
+    head = (
+        b"POST /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: stalled-body\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + b'{"name":')
+        started = time.monotonic()
+        closed, data = wait_closed(sock, started, give_up_s)
+    return Result("stalled-body", closed, data)
+
+
 def crlf_trickle(port: int, give_up_s: float) -> Result:
     """After one response, a CR or LF a second (which starts no request at all)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -123,7 +137,7 @@ def crlf_trickle(port: int, give_up_s: float) -> Result:
 def test_slow_and_idle_connections_are_closed_while_others_are_served(
     service: ServiceProcess,
 ) -> None:
-    give_up = HEADER_TIMEOUT + 3 * SLACK_SECONDS
+    give_up = max(HEADER_TIMEOUT, BODY_TIMEOUT) + 3 * SLACK_SECONDS
     results: list[Result] = []
     lock = threading.Lock()
 
@@ -133,6 +147,7 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(
             results.append(result)
 
     probes = [slowloris] * 10 + [idle] * 10 + [kept_alive] * 3 + [crlf_trickle] * 3
+    probes += [stalled_body] * 3
     threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in probes]
     with Load(
         service.port,
@@ -169,6 +184,12 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(
         assert result.closed_after_s is not None
         assert result.closed_after_s <= HEADER_TIMEOUT + SLACK_SECONDS
         assert parse_response(result.data).status == 408
+    for result in by_kind["stalled-body"]:
+        assert result.closed_after_s is not None
+        assert BODY_TIMEOUT - 0.5 <= result.closed_after_s <= BODY_TIMEOUT + SLACK_SECONDS
+        response = parse_response(result.data)
+        assert response.status == 408, response
+        assert b"request body stalled" in result.data
 
     # Meanwhile the same two workers answered everyone else, and fast.
     assert len(outcomes) > 300
@@ -179,17 +200,23 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(
     slowest = latencies[-1]
     assert slowest < 2.0 and latencies[len(latencies) // 2] < 0.1, latencies[-5:]
     records = service.records()
-    # The slowloris heads and the CR LF trickles got a 408 (and an access line each);
-    # idle connections nothing.
-    timeouts = [r for r in records if r.get("status_code") == 408]
-    assert len(timeouts) == 13, timeouts
-    assert all(r["message"] == "request_completed" and r["error"] for r in timeouts)
-    slow_heads = [r for r in timeouts if r["method"] == "GET"]
+    # The slowloris heads, the CR LF trickles and the stalled bodies got a 408 (and an
+    # access line each); idle connections nothing.
+    timeouts = [
+        r for r in records if r.get("status_code") == 408 and r["message"] == "request_completed"
+    ]
+    refused_heads = [r for r in timeouts if r.get("error")]
+    assert len(refused_heads) == 13, timeouts
+    slow_heads = [r for r in refused_heads if r["method"] == "GET"]
     assert len(slow_heads) == 10 and all(r["duration_ms"] >= 9000 for r in slow_heads)
+    bodies = [r for r in timeouts if r["method"] == "POST"]
+    assert len(bodies) == 3 and all(r["duration_ms"] >= (BODY_TIMEOUT - 1) * 1000 for r in bodies)
+    assert len(timeouts) == 16, timeouts
     print(
         f"\nslow clients: {len(probes)} held connections closed"
         f" (slowloris {max(r.closed_after_s or 0 for r in by_kind['slowloris']):.1f}s,"
         f" idle {max(r.closed_after_s or 0 for r in by_kind['idle']):.1f}s,"
-        f" kept-alive {max(r.closed_after_s or 0 for r in by_kind['kept-alive']):.1f}s);"
+        f" kept-alive {max(r.closed_after_s or 0 for r in by_kind['kept-alive']):.1f}s,"
+        f" stalled body {max(r.closed_after_s or 0 for r in by_kind['stalled-body']):.1f}s);"
         f" {len(outcomes)} other requests, 0 failed, slowest {slowest:.3f}s"
     )
