@@ -15,7 +15,7 @@ from opentelemetry.trace import Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import context
-from service.logs import get_logger
+from service.logs import direct_writer, get_logger
 from service.request_id import accept_or_generate
 
 log = get_logger("service.access")
@@ -146,7 +146,14 @@ class AccessLogMiddleware:
             "user_agent": user_agent,
         }
         if enabled:
-            log.logger.handle(access_record(level, fields))
+            handler = direct_writer(log.logger, level)
+            if handler is not None:
+                try:
+                    handler.write_event(logging.getLevelName(level), "request_completed", fields)
+                except Exception:  # as the logging path would: report, go on
+                    handler.handleError(access_record(level, fields))
+            else:
+                log.logger.handle(access_record(level, fields))
         if slow:
             log.warning("slow_request", **fields, threshold_ms=self.slow_request_ms)
 
