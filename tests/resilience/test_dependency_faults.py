@@ -212,7 +212,16 @@ def check_outcomes(outcomes: list[Outcome], phases: list[Phase], item_path: str)
         db_down = "database" in phase.down
         redis_down = "redis" in phase.down
         if route == "/health/ready":
-            expect(o.status == 503 and set(json_body(o)["failing"]) == set(phase.down), what)
+            body = json_body(o)
+            failing = set(body.get("failing", ()))
+            expect(o.status == 503 and set(phase.down) <= failing, f"{what} {o.body[:300]!r}")
+            # A check of a healthy dependency may time out when the machine stalls the
+            # worker past the 0.8 s check timeout; tolerated like a slow answer (rarely,
+            # and only as a timeout), never as an error from a dependency that is up.
+            for name in failing - set(phase.down):
+                error = str(body["checks"][name].get("error", ""))
+                expect(error.startswith("timed out"), f"{what} {o.body[:300]!r}")
+                fast(False, group, f"{what} {name} check {error}")
         elif route == "ITEM":
             # Read through the cache: Redis serves it while the database is down, the
             # database while Redis is down; only both down gives a 503.
