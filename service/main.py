@@ -126,6 +126,14 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
         return Response(body, status_code=422, media_type="application/json")
 
 
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """The body of a 500 that reached Starlette's outermost layer, which happens only
+    without AccessLogMiddleware (OBSERVABILITY=off): JSON, as every other error, instead
+    of Starlette's plain text. Starlette re-raises the exception afterwards, so the
+    server still logs it with its traceback."""
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -146,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(error, dependency_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, internal_error)
     # add_middleware wraps: the last added is the outermost, so the order is
     # Tracing -> AccessLog -> Shutdown -> BodyLimit -> routes (rejected requests are
     # logged and traced).

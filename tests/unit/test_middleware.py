@@ -130,3 +130,13 @@ def test_observability_off_means_no_access_log_and_no_spans(
     assert response.status_code == 200
     assert "x-request-id" not in response.headers
     assert capture.events("request_completed") == []
+
+
+def test_observability_off_still_answers_a_crash_with_json_500(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/off.sqlite3", "OBSERVABILITY": "off"}
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        response = test_client.get("/api/error")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
