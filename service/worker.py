@@ -63,6 +63,10 @@ class GracefulUvicornWorker(UvicornWorker):  # type: ignore[misc]
         self.config.timeout_graceful_shutdown = CUT_SECONDS
         server = DrainingServer(manager=manager, config=self.config)
         asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, quick_exit, server)
-        await server.serve(sockets=self.sockets)
+        # uvicorn gets the plain socket objects inside Gunicorn's wrappers: when uvloop
+        # closes a listener it detaches a plain socket, but calls close() on anything
+        # else and expects EBADF, which Gunicorn's wrapper logs at every worker exit as
+        # "Error while closing socket [Errno 9] Bad file descriptor".
+        await server.serve(sockets=[getattr(sock, "sock", sock) for sock in self.sockets])
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
