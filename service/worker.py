@@ -8,6 +8,7 @@ connections, lifespan cleanup) starts when the drain is over."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import sys
 from types import FrameType
@@ -39,7 +40,12 @@ class DrainingServer(Server):
         if self.loop is None:  # still starting up: stop the stock way
             self.should_exit = True
             return
-        self.loop.call_soon_threadsafe(self.manager.begin, signal.Signals(sig).name)
+        # A signal handler runs inside whatever the main thread was doing, often a
+        # request's task: without a fresh context the drain's log lines would carry
+        # that request's request_id and trace ids.
+        self.loop.call_soon_threadsafe(
+            self.manager.begin, signal.Signals(sig).name, context=contextvars.Context()
+        )
 
     async def serve(self, sockets: list[Any] | None = None) -> None:
         self.loop = asyncio.get_running_loop()

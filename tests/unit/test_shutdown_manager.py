@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
+from uvicorn import Config
+
+from service import context
 from service.shutdown import GracefulShutdownManager, ShutdownState
+from service.worker import DrainingServer
 
 
 async def _drain(manager: GracefulShutdownManager) -> list[str]:
@@ -66,3 +71,20 @@ def test_grace_period_bounds_the_wait() -> None:
 def test_delay_never_exceeds_grace() -> None:
     manager = GracefulShutdownManager(grace_period_seconds=2, shutdown_delay_seconds=10)
     assert manager.shutdown_delay_seconds == 2
+
+
+def test_a_signal_during_a_request_starts_the_drain_outside_that_request() -> None:
+    seen: list[str | None] = []
+
+    async def scenario() -> None:
+        manager = GracefulShutdownManager(grace_period_seconds=5, shutdown_delay_seconds=0)
+        server = DrainingServer(manager=manager, config=Config(app="service.main:app"))
+        server.loop = asyncio.get_running_loop()
+        manager.begin = lambda reason: seen.append(context.request_id.get())  # type: ignore[method-assign]
+        token = context.request_id.set("the-request-that-was-running")
+        server.handle_exit(signal.SIGTERM, None)  # as if the signal interrupted it
+        context.request_id.reset(token)
+        await _until(lambda: bool(seen))
+
+    asyncio.run(scenario())
+    assert seen == [None]
