@@ -31,6 +31,7 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 _SCHEMA_KEYS = ("timestamp", "level", "message", "service", "request_id")
 _WORD = re.compile(r"[a-z]+")
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]")
 # One record is one write(2) of at most PIPE_BUF bytes, newline included: POSIX makes
 # such a write to a pipe atomic, so lines from several workers sharing stdout never
 # interleave. Longer records (deep tracebacks) are shortened in the middle.
@@ -197,8 +198,13 @@ def _add_trace_ids(entry: dict[str, Any]) -> None:
 
 def _event_name(record: logging.LogRecord) -> str:
     """A snake_case event name for a third-party message ("Booting worker ..." ->
-    "booting_worker_with_pid"); the full text goes to `detail`."""
-    words = _WORD.findall(record.getMessage().lower())[:5]
+    "booting_worker_with_pid"); the full text goes to `detail`. Taken from the message's
+    template without its %-placeholders, so the name stays the same whatever the values
+    ("Handling signal: %s" -> "handling_signal" for term and int alike)."""
+    text = record.msg if isinstance(record.msg, str) else str(record.msg)
+    if record.args:
+        text = _PLACEHOLDER.sub(" ", text)
+    words = _WORD.findall(text.lower())[:5]
     return "_".join(words) or "log"
 
 

@@ -69,6 +69,21 @@ def test_third_party_messages_get_a_snake_case_event_and_detail() -> None:
     assert entry["logger"] == "gunicorn.error"
 
 
+def test_third_party_event_names_do_not_depend_on_the_values() -> None:
+    def event(msg: str, *args: object) -> str:
+        record = logging.LogRecord("gunicorn.error", logging.INFO, "", 0, msg, args, None)
+        return str(json.loads(JsonFormatter().format(record))["message"])
+
+    assert event("Handling signal: %s", "term") == event("Handling signal: %s", "int")
+    assert event("Handling signal: %s", "term") == "handling_signal"
+    assert event("Listening at: %s (%s)", "http://0.0.0.0:8000", 7) == "listening_at"
+    assert event("Started server process [%d]", 12) == "started_server_process"
+    assert event("Worker (pid:%(pid)s) was sent %(sig)s!", {"pid": 3, "sig": "TERM"}) == (
+        "worker_pid_was_sent"
+    )
+    assert event("100% done") == "done"  # no args: the text is not a template
+
+
 def test_exception_gives_error_and_traceback() -> None:
     try:
         raise ValueError("bad thing")
