@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import time
 from collections.abc import Callable
 
@@ -75,6 +76,7 @@ class GracefulShutdownManager:
         log.info(
             "shutdown_started",
             signal=reason,
+            pid=os.getpid(),  # each worker drains on its own: tells their lines apart
             in_flight=self.in_flight,
             grace_period_seconds=self.grace_period_seconds,
             shutdown_delay_seconds=self.shutdown_delay_seconds,
@@ -119,4 +121,4 @@ class GracefulShutdownManager:
         fields = (
             {} if started is None else {"elapsed_seconds": round(time.monotonic() - started, 3)}
         )
-        log.info("shutdown_complete", **fields)
+        log.info("shutdown_complete", pid=os.getpid(), **fields)

@@ -91,6 +91,10 @@ def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProce
     assert order == SHUTDOWN_EVENTS, order
     started = next(r for r in records if r["message"] == "shutdown_started")
     assert started["signal"] == "SIGTERM" and started["in_flight"] == 1
+    # A worker's drain is told apart by its pid (the worker's, not the master's).
+    pids = {r["pid"] for r in records if r["message"] == "shutdown_started"}
+    assert service.process is not None and pids and service.process.pid not in pids
+    assert pids == {r["pid"] for r in records if r["message"] == "shutdown_complete"}
     assert not any("SIGKILL" in r.get("detail", "") for r in records)
     # No noise from closing the listener twice (uvloop, then Gunicorn's wrapper).
     assert not any("error_while_closing_socket" in r["message"] for r in records)
