@@ -12,7 +12,7 @@ import subprocess
 import termios
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +278,13 @@ def json_lines(service: ServiceProcess) -> list[dict[str, Any]]:
 
 def json_body(outcome: Outcome) -> Any:
     return json.loads(outcome.body)
+
+
+def checks_timed_out(ready_body: dict[str, Any], names: Iterable[str]) -> bool:
+    """Whether these checks of a /health/ready answer all failed by timing out (the
+    machine stalled the worker), none with an error from its dependency."""
+    checks = ready_body["checks"]
+    return all(str(checks[name].get("error", "")).startswith("timed out") for name in names)
 
 
 # -- Gunicorn's processes ---------------------------------------------------------------
