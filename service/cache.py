@@ -7,6 +7,9 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.logs import get_logger
@@ -20,6 +23,11 @@ SOCKET_TIMEOUT_SECONDS = 0.5
 # one per cache call (measured with a SIGSTOPped Redis: 1.0 s per cached read before).
 BYPASS_SECONDS = 2.0
 TTL_SECONDS = 60
+# A client made by from_url does not retry at all, so after a Redis restart every pooled
+# connection failed its next command ("Connection closed by server"), readiness included.
+# One immediate retry on a fresh connection; timeouts are not retried (a hung Redis would
+# cost twice the timeout), and the commands used here are all safe to repeat.
+RECONNECT_RETRY = Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
 _ERRORS = (TimeoutError, RedisError, OSError)
 
 
@@ -30,6 +38,7 @@ class Cache:
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
             health_check_interval=30,
+            retry=RECONNECT_RETRY,
             decode_responses=True,
         )
         self.bypass_until = 0.0
