@@ -29,6 +29,7 @@ kube_watch: Any = _watch
 ApiException: type[Exception] = _client.ApiException
 Raw = dict[str, Any]
 REQUEST_TIMEOUT_S = 15
+WATCH_TIMEOUT_S = 5  # each watch request; the next one resumes from its resourceVersion
 
 
 def _short(exc: BaseException) -> str:
@@ -205,10 +206,17 @@ class ListWatch(threading.Thread):
         self._watch: Any = None
 
     def stop(self) -> None:
+        """Ends the watch now. The API server holds a watch open (chunked HTTP/1.1) until
+        its timeoutSeconds, so ending it early cuts the response in the middle: urllib3 then
+        raises (ProtocolError: Response ended prematurely). That is the end asked for here,
+        not a failure: whatever the thread raises once stop() has begun is not recorded."""
         self._stopping.set()
-        if self._watch is not None:
-            self._watch.stop()
-        self.join(15)
+        watch = self._watch
+        if watch is not None:
+            watch.stop()
+        self.join(WATCH_TIMEOUT_S + REQUEST_TIMEOUT_S)
+        if self.is_alive():
+            self.error = self.error or TimeoutError("the watch thread did not end")
 
     def run(self) -> None:
         try:
@@ -224,7 +232,9 @@ class ListWatch(threading.Thread):
                 if version is None:
                     continue  # expired: list again
         except BaseException as exc:  # reported by the test that reads the observations
-            self.error = exc
+            if not self._stopping.is_set():
+                self.error = exc
+        finally:
             self.synced.set()
 
     def _watch_from(self, version: str) -> str | None:
@@ -236,8 +246,11 @@ class ListWatch(threading.Thread):
                     self.namespace,
                     label_selector=self.selector,
                     resource_version=version,
-                    timeout_seconds=5,
+                    timeout_seconds=WATCH_TIMEOUT_S,
                     allow_watch_bookmarks=True,
+                    # Reads wait at most this long: the server writes (a bookmark, the end)
+                    # within timeoutSeconds, so a silent connection is a dead one.
+                    _request_timeout=(REQUEST_TIMEOUT_S, WATCH_TIMEOUT_S + REQUEST_TIMEOUT_S),
                 ):
                     kind = event["type"]
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
