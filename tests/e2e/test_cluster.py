@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, EndpointWatch, LogFollower, PodWatch, connect, shell_and
+from tests.e2e.cluster import (
+    WATCH_TIMEOUT_S,
+    Cluster,
+    EndpointWatch,
+    LogFollower,
+    PodWatch,
+    connect,
+    shell_and,
+)
 from tests.e2e.fake_apiserver import FakeApiServer, deployment, endpoint_slice, pod
 from tests.e2e.settings import E2ESettings
 from tests.support import wait_for
@@ -120,16 +128,59 @@ def test_endpoint_watch_times_a_pod_leaving(cluster: Cluster, fake: FakeApiServe
 def test_an_expired_watch_lists_again(cluster: Cluster, fake: FakeApiServer) -> None:
     fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", True, False))]
     watch = EndpointWatch(cluster).start()
-    lists_before = fake.requests.count("GET /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices")
+    path = "/apis/discovery.k8s.io/v1/namespaces/ns/endpointslices"
+    lists_before = fake.requests.count(f"GET {path}")
+    wait_for(lambda: fake.open_watches == 1, 10, what="the watch open")
     fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", False, True))]
-    expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
-    fake.queue_event("endpointslices", "ERROR", expired)
+    fake.expire("endpointslices")  # the open watch ends with ERROR 410 Expired
     wait_for(lambda: "a" in watch.history.left_at, 10, what="the state after listing again")
     watch.stop()
-    assert (
-        fake.requests.count("GET /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices")
-        > lists_before
+    assert fake.requests.count(f"GET {path}") == lists_before + 1
+
+
+def test_stopping_a_watch_the_server_holds_open_is_no_error(
+    cluster: Cluster, fake: FakeApiServer
+) -> None:
+    """The fake holds a watch open for its timeoutSeconds, as kube-apiserver does: stop()
+    cuts a chunked HTTP/1.1 response over TLS in the middle, and that is no failure."""
+    fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", True, False))]
+    for _ in range(3):
+        watch = EndpointWatch(cluster).start()
+        wait_for(lambda: fake.open_watches == 1, 10, what="the watch open on the server")
+        cut = fake.cut_watches + 1
+        watch.stop()  # raises if the thread recorded an error
+        assert not watch.thread.is_alive()
+        # The server saw its client go before the watch's deadline.
+        wait_for(lambda: fake.cut_watches == cut, WATCH_TIMEOUT_S * 3, what="cut")  # noqa: B023
+        wait_for(lambda: fake.open_watches == 0, WATCH_TIMEOUT_S * 3, what="watch closed")
+    query = fake.watches[-1]
+    assert query["timeoutSeconds"] == str(WATCH_TIMEOUT_S)
+    assert query["allowWatchBookmarks"] == "true"
+    assert query["labelSelector"] == "kubernetes.io/service-name=fastapi-app"
+
+
+def test_a_watch_resumes_from_its_bookmark_without_listing_again(
+    cluster: Cluster, fake: FakeApiServer
+) -> None:
+    """The server ends each watch at its timeoutSeconds, after a bookmark 2 s before; the
+    next watch starts from the bookmark's resourceVersion, and nothing is listed again."""
+    path = "/apis/discovery.k8s.io/v1/namespaces/ns/endpointslices"
+    fake.slices["ns"] = [endpoint_slice("fastapi-app-x1", ("a", True, False))]
+    watch = EndpointWatch(cluster).start()
+    wait_for(lambda: fake.open_watches == 1, 10, what="the watch open on the server")
+    # A change elsewhere moves the (cluster-wide) resourceVersion on: only the bookmark
+    # tells this watch about it.
+    fake.queue_event("pods", "ADDED", pod("elsewhere"))
+    wait_for(lambda: len(fake.watches) >= 2, WATCH_TIMEOUT_S * 4, what="a second watch")
+    fake.queue_event(
+        "endpointslices", "MODIFIED", endpoint_slice("fastapi-app-x1", ("a", False, True))
     )
+    wait_for(lambda: "a" in watch.history.left_at, 10, what="a change on the second watch")
+    watch.stop()
+    first, second = fake.watches[:2]
+    assert fake.bookmarks and second["resourceVersion"] == fake.bookmarks[0]
+    assert int(second["resourceVersion"]) > int(first["resourceVersion"])
+    assert fake.requests.count(f"GET {path}") == 1
 
 
 def test_pod_watch_records_deletion_exit_code_and_gone(
