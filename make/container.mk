@@ -21,7 +21,7 @@ export POSTGRES_IMAGE REDIS_IMAGE
 endif
 IMAGE ?= $(or $(call env_file_value,APP_IMAGE),fastapi-app:local)
 BASE_IMAGE ?= $(or $(call env_file_value,BASE_IMAGE),python:3.12-slim)
-DOCKER ?= $(shell bash tests/container/standins/docker-client.sh)
+DOCKER ?= $(shell sh tests/container/standins/docker-client.sh)
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; \
 	else echo "docker compose"; fi)
