@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.rendering import render_error
+from tests.chart.rendering import render_error, template
 
 pytestmark = pytest.mark.chart
 
@@ -147,3 +147,32 @@ def test_removing_a_shutdown_number_is_refused() -> None:
 def test_set_string_for_a_number_is_refused() -> None:
     message = render_error(args=["--set-string", "shutdown.preStopSeconds=5"])
     assert "/shutdown/preStopSeconds" in message and "got string, want integer" in message
+
+
+def test_every_broken_rule_is_reported_in_one_failure() -> None:
+    """fastapi-app.validateValues fails once with the message of each broken rule, so a user
+    fixes them all in one round instead of one per `helm install`."""
+    message = render_error(
+        {
+            "terminationGracePeriodSeconds": 20,
+            "shutdown": {"gracePeriodSeconds": 10, "delaySeconds": 11},
+            "rollout": {"maxSurge": 0, "maxUnavailable": 0},
+        }
+    )
+    assert message.count("VALUES VALIDATION:") == 1, message
+    for fragment in (
+        "terminationGracePeriodSeconds (20) is below",
+        "shutdown.delaySeconds (11) exceeds shutdown.gracePeriodSeconds (10)",
+        "rollout.maxSurge and rollout.maxUnavailable are both 0",
+    ):
+        assert fragment in message, f"{fragment!r} not in: {message}"
+
+
+def test_each_rule_message_stands_on_its_own_line() -> None:
+    result = template(
+        {"shutdown": {"gracePeriodSeconds": 10, "delaySeconds": 11}, "ingress": {"enabled": True}}
+    )
+    assert not result.ok
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("shutdown.delaySeconds (11) exceeds") for line in lines)
+    assert any(line.startswith("ingress.enabled needs at least one entry") for line in lines)

@@ -151,21 +151,13 @@ drains for at most G seconds and derives Gunicorn's graceful timeout from it.
 {{/*
 T, the pod's terminationGracePeriodSeconds. It must cover the whole timeline:
 preStop sleep (P) + the app's drain (G) + cleanup and margin (C). An explicit
-terminationGracePeriodSeconds may raise it, never lower it.
+terminationGracePeriodSeconds may raise it, never lower it (fastapi-app.validateValues
+refuses a lower one).
 */}}
 {{- define "fastapi-app.terminationGracePeriodSeconds" -}}
-{{- $p := int .Values.shutdown.preStopSeconds }}
-{{- $g := int .Values.shutdown.gracePeriodSeconds }}
-{{- $c := int .Values.shutdown.cleanupSeconds }}
-{{- $sum := add $p $g $c }}
+{{- $sum := add (int .Values.shutdown.preStopSeconds) (int .Values.shutdown.gracePeriodSeconds) (int .Values.shutdown.cleanupSeconds) }}
 {{- $t := .Values.terminationGracePeriodSeconds }}
-{{- if kindIs "invalid" $t }}
-{{- $sum }}
-{{- else if lt (int $t) $sum }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) is below shutdown.preStopSeconds + shutdown.gracePeriodSeconds + shutdown.cleanupSeconds = %d + %d + %d = %d, so the kubelet would kill the app before it has drained and cleaned up: set terminationGracePeriodSeconds to at least %d, lower the shutdown numbers, or leave it null to have it computed" (int $t) $p $g $c $sum $sum) }}
-{{- else }}
-{{- int $t }}
-{{- end }}
+{{- if kindIs "invalid" $t }}{{ $sum }}{{ else }}{{ int $t }}{{ end }}
 {{- end }}
 
 {{/* preStop form for this cluster: sleepAction (Kubernetes >= 1.30) or exec (runs `sleep` in the image). */}}
@@ -205,40 +197,110 @@ lifecycle:
 {{- end }}
 
 {{/*
-Checks across values, rendered (as nothing) by every template that depends on them, so a
-bad combination fails `helm install` with a message saying what to change.
+Checks across values (values.schema.json checks each value on its own). One template per
+rule, bitnami's validateValues style: each renders its message, or nothing when the values
+are fine. fastapi-app.validateValues collects them and fails ONCE with every message, so a
+user sees all problems in one run. Every template that depends on these values includes it.
 */}}
-{{- define "fastapi-app.validate" -}}
+{{- define "fastapi-app.validateValues" -}}
+{{- $messages := list -}}
+{{- range $rule := list
+  "terminationGracePeriod"
+  "shutdownDelay"
+  "extraEnvNames"
+  "existingSecretAndInline"
+  "rolloutDeadline"
+  "rolloutProgress"
+  "autoscalingRange"
+  "autoscalingTarget"
+  "ingressHosts"
+  "podDisruptionBudget"
+}}
+{{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $) -}}
+{{- end -}}
+{{- $messages = without $messages "" -}}
+{{- if $messages -}}
+{{- fail (printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* T below P + G + C: the kubelet would SIGKILL the app mid-drain. */}}
+{{- define "fastapi-app.validateValues.terminationGracePeriod" -}}
+{{- $p := int .Values.shutdown.preStopSeconds }}
+{{- $g := int .Values.shutdown.gracePeriodSeconds }}
+{{- $c := int .Values.shutdown.cleanupSeconds }}
+{{- $sum := add $p $g $c }}
+{{- $t := .Values.terminationGracePeriodSeconds }}
+{{- if and (not (kindIs "invalid" $t)) (lt (int $t) $sum) -}}
+terminationGracePeriodSeconds ({{ int $t }}) is below shutdown.preStopSeconds + shutdown.gracePeriodSeconds + shutdown.cleanupSeconds = {{ $p }} + {{ $g }} + {{ $c }} = {{ $sum }}, so the kubelet would kill the app before it has drained and cleaned up: set terminationGracePeriodSeconds to at least {{ $sum }}, lower the shutdown numbers, or leave it null to have it computed
+{{- end }}
+{{- end }}
+
+{{/* The drain delay is part of the drain. */}}
+{{- define "fastapi-app.validateValues.shutdownDelay" -}}
 {{- $sd := .Values.shutdown }}
-{{- $_ := include "fastapi-app.terminationGracePeriodSeconds" . }}
-{{- if gt (int $sd.delaySeconds) (int $sd.gracePeriodSeconds) }}
-{{- fail (printf "shutdown.delaySeconds (%d) exceeds shutdown.gracePeriodSeconds (%d): the delay is part of the drain, so lower the delay or raise the grace period" (int $sd.delaySeconds) (int $sd.gracePeriodSeconds)) }}
+{{- if gt (int $sd.delaySeconds) (int $sd.gracePeriodSeconds) -}}
+shutdown.delaySeconds ({{ int $sd.delaySeconds }}) exceeds shutdown.gracePeriodSeconds ({{ int $sd.gracePeriodSeconds }}): the delay is part of the drain, so lower the delay or raise the grace period
 {{- end }}
+{{- end }}
+
+{{/* extraEnv may not set a variable the chart sets from its own values. */}}
+{{- define "fastapi-app.validateValues.extraEnvNames" -}}
 {{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "") }}
+{{- $clashes := list }}
 {{- range .Values.extraEnv }}
-{{- if hasKey $managed .name }}
-{{- fail (printf "extraEnv sets %s, which the chart sets from its own values: use the values key for it (config.*, shutdown.*, containerPort or secret.*) instead" .name) }}
+{{- if hasKey $managed .name }}{{ $clashes = append $clashes .name }}{{ end }}
+{{- end }}
+{{- if $clashes -}}
+extraEnv sets {{ join ", " $clashes }}, which the chart sets from its own values: use the values key for it (config.*, shutdown.*, containerPort or secret.*) instead
 {{- end }}
 {{- end }}
-{{- if and .Values.secret.existingSecret (include "fastapi-app.secretData" . | fromYaml) }}
-{{- fail "secret.existingSecret is set together with inline secret.databaseUrl/redisUrl/adminToken/apiTokens: keep the values in the existing Secret and leave the inline ones empty" }}
+
+{{/* One source per secret: an existing Secret, or inline values. */}}
+{{- define "fastapi-app.validateValues.existingSecretAndInline" -}}
+{{- if and .Values.secret.existingSecret (include "fastapi-app.secretData" . | fromYaml) -}}
+secret.existingSecret is set together with inline secret.databaseUrl/redisUrl/adminToken/apiTokens: keep the values in the existing Secret and leave the inline ones empty
 {{- end }}
+{{- end }}
+
+{{/* A rollout needs time to become ready before its deadline. */}}
+{{- define "fastapi-app.validateValues.rolloutDeadline" -}}
 {{- $r := .Values.rollout }}
-{{- if le (int $r.progressDeadlineSeconds) (int $r.minReadySeconds) }}
-{{- fail (printf "rollout.progressDeadlineSeconds (%d) must be greater than rollout.minReadySeconds (%d)" (int $r.progressDeadlineSeconds) (int $r.minReadySeconds)) }}
+{{- if le (int $r.progressDeadlineSeconds) (int $r.minReadySeconds) -}}
+rollout.progressDeadlineSeconds ({{ int $r.progressDeadlineSeconds }}) must be greater than rollout.minReadySeconds ({{ int $r.minReadySeconds }})
 {{- end }}
-{{- if and (eq (include "fastapi-app.isZero" $r.maxSurge) "true") (eq (include "fastapi-app.isZero" $r.maxUnavailable) "true") }}
-{{- fail "rollout.maxSurge and rollout.maxUnavailable are both 0, so a rollout could never progress: set rollout.maxSurge to 1 (keeps full capacity)" }}
 {{- end }}
-{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
-{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+
+{{/* maxSurge 0 and maxUnavailable 0: a rollout could never start a new pod. */}}
+{{- define "fastapi-app.validateValues.rolloutProgress" -}}
+{{- $r := .Values.rollout }}
+{{- if and (eq (include "fastapi-app.isZero" $r.maxSurge) "true") (eq (include "fastapi-app.isZero" $r.maxUnavailable) "true") -}}
+rollout.maxSurge and rollout.maxUnavailable are both 0, so a rollout could never progress: set rollout.maxSurge to 1 (keeps full capacity)
 {{- end }}
-{{- if and .Values.autoscaling.enabled (kindIs "invalid" .Values.autoscaling.targetCPUUtilizationPercentage) (kindIs "invalid" .Values.autoscaling.targetMemoryUtilizationPercentage) }}
-{{- fail "autoscaling.enabled needs autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage" }}
 {{- end }}
-{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
-{{- fail "ingress.enabled needs at least one entry in ingress.hosts, e.g. {host: api.example.com, paths: [{path: /, pathType: Prefix}]}" }}
+
+{{- define "fastapi-app.validateValues.autoscalingRange" -}}
+{{- $a := .Values.autoscaling }}
+{{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) -}}
+autoscaling.minReplicas ({{ int $a.minReplicas }}) is above autoscaling.maxReplicas ({{ int $a.maxReplicas }})
 {{- end }}
+{{- end }}
+
+{{- define "fastapi-app.validateValues.autoscalingTarget" -}}
+{{- $a := .Values.autoscaling }}
+{{- if and $a.enabled (kindIs "invalid" $a.targetCPUUtilizationPercentage) (kindIs "invalid" $a.targetMemoryUtilizationPercentage) -}}
+autoscaling.enabled needs autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage
+{{- end }}
+{{- end }}
+
+{{- define "fastapi-app.validateValues.ingressHosts" -}}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
+ingress.enabled needs at least one entry in ingress.hosts, e.g. {host: api.example.com, paths: [{path: /, pathType: Prefix}]}
+{{- end }}
+{{- end }}
+
+{{/* A PodDisruptionBudget that allows no eviction blocks every node drain. */}}
+{{- define "fastapi-app.validateValues.podDisruptionBudget" -}}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- $pods := int (include "fastapi-app.minPods" .) }}
 {{- if and $pdb.enabled (gt $pods 1) }}
@@ -249,35 +311,11 @@ bad combination fails `helm install` with a message saying what to change.
 {{- else }}
 {{- $blocks = ge (int $pdb.minAvailable) $pods }}
 {{- end }}
-{{- if $blocks }}
-{{- fail (printf "podDisruptionBudget.minAvailable (%v) leaves no pod of %d evictable, which would block node drains: lower it below the pod count or use podDisruptionBudget.maxUnavailable" $pdb.minAvailable $pods) }}
+{{- if $blocks -}}
+podDisruptionBudget.minAvailable ({{ $pdb.minAvailable }}) leaves no pod of {{ $pods }} evictable, which would block node drains: lower it below the pod count or use podDisruptionBudget.maxUnavailable
 {{- end }}
-{{- else if eq (include "fastapi-app.isZero" $pdb.maxUnavailable) "true" }}
-{{- fail "podDisruptionBudget.maxUnavailable is 0, which would block node drains: use 1 or more" }}
+{{- else if eq (include "fastapi-app.isZero" $pdb.maxUnavailable) "true" -}}
+podDisruptionBudget.maxUnavailable is 0, which would block node drains: use 1 or more
 {{- end }}
 {{- end }}
-{{- end }}
-
-{{/*
-checkov findings that are choices, not oversights: annotations `checkov.io/skipN: ID=reason`.
-Call with (list "CKV_K8S_21" "CKV2_K8S_6:client" ...): an ID, or ID:variant where one check
-needs a different reason on another object. Every reason lives here.
-*/}}
-{{- define "fastapi-app.checkovSkips" -}}
-{{- $reasons := dict
-  "CKV_K8S_21" "The namespace comes from helm install --namespace (rendered as .Release.Namespace); checkov renders without one, so it sees default."
-  "CKV_K8S_43" "Pinning by digest is offered (image.digest) and used in production; the default pins the tag to the chart's appVersion."
-  "CKV_K8S_15" "IfNotPresent is the default pull policy: the tag or digest is pinned, so Always only adds registry round-trips (image.pullPolicy can change it)."
-  "CKV_K8S_35" "The app reads DATABASE_URL, REDIS_URL, ADMIN_TOKEN and API_TOKENS from its environment by contract; they come from a Secret by reference, never from the pod spec."
-  "CKV_K8S_8" "A one-shot helm test pod that exits after one HTTP check has nothing for a liveness probe to watch."
-  "CKV_K8S_9" "A one-shot helm test pod serves no traffic, so it has no readiness to report."
-  "CKV2_K8S_6" "A NetworkPolicy is opt-in (networkPolicy.enabled): which peers to admit depends on the cluster's CNI and ingress controller; production values enable it."
-  "CKV2_K8S_6:client" "The helm test pod is a short-lived client of the Service that accepts no traffic; the app's NetworkPolicy, when enabled, admits it by its client label."
-}}
-{{- $lines := list }}
-{{- range $i, $id := . }}
-{{- $reason := get $reasons $id | required (printf "no reason written for checkov check %s" $id) }}
-{{- $lines = append $lines (printf "checkov.io/skip%d: %s" (add1 $i) (printf "%s=%s" (first (splitList ":" $id)) $reason | quote)) }}
-{{- end }}
-{{- join "\n" $lines }}
 {{- end }}
