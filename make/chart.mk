@@ -25,8 +25,15 @@ chart-lint: $(HELM) ## helm lint --strict with every ci/*.yaml values file
 chart-template: $(HELM) ## render the chart (VALUES=file, KUBE_VERSION=1.34.0)
 	$(HELM) template fastapi-app $(CHART) --kube-version $(KUBE_VERSION) $(if $(VALUES),-f $(VALUES))
 
-chart-docs: venv ## regenerate the values table in the chart README
-	$(BIN)/python tools/chart_values_doc.py
+# bitnami's readme-generator-for-helm, pinned in package.json/package-lock.json (npm ci).
+README_GENERATOR := node_modules/.bin/readme-generator
+
+$(README_GENERATOR): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+chart-docs: $(README_GENERATOR) ## regenerate the Parameters tables of the chart README from values.yaml
+	$(README_GENERATOR) --values $(CHART)/values.yaml --readme $(CHART)/README.md
 
 chart-checkov: $(HELM) $(TOOLS_BIN)/checkov ## checkov on the chart with the default and production values
 	PATH="$(CURDIR)/$(TOOLS_BIN):$$PATH" $(TOOLS_BIN)/checkov -d $(CHART) --framework helm --skip-download --compact --quiet

@@ -71,9 +71,11 @@ def test_helm_lint_strict(values_file: Path) -> None:
 
 def test_values_files_pass_yamllint() -> None:
     yamllint = require_tool("yamllint", "pip install yamllint (requirements-dev.txt)")
+    # values.yaml: a `## @param key description` line cannot be wrapped (readme-generator).
     config = (
-        "{extends: default, rules: {line-length: {max: 120}, document-start: disable,"
-        " comments: {min-spaces-from-content: 1}}}"
+        "{extends: default, rules: {document-start: disable,"
+        " comments: {min-spaces-from-content: 1},"
+        f" line-length: {{max: 120, ignore: [{CHART_DIR / 'values.yaml'}]}}}}}}"
     )
     files = [CHART_DIR / "values.yaml", CHART_DIR / "Chart.yaml", *CI_VALUES]
     proc = subprocess.run(
