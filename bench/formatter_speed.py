@@ -18,9 +18,9 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from service import context
-from service.logs import JsonFormatter, JsonLineHandler
-from service.middleware.access_log import AccessLogMiddleware
+from service.request import context
+from service.telemetry.access_log import AccessLogMiddleware
+from service.telemetry.logs import JsonFormatter, JsonLineHandler
 
 ROUNDS = 5
 SCOPE: dict[str, Any] = {

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from service.config import get_settings
 from service.main import create_app
-from service.tracing import setup_tracing
+from service.telemetry.tracing import setup_tracing
 
 # Probes are not traced in the product either.
 EXCLUDED_URLS = "/health/.*"
@@ -32,7 +32,7 @@ EXCLUDE_SPANS = [
 ]
 
 settings = get_settings().model_copy(update={"observability": "off"})
-setup_tracing(settings.service_name)
+setup_tracing(settings.service_name, settings.lean_otlp_exporter)
 app = create_app(settings)
 FastAPIInstrumentor.instrument_app(
     app,

@@ -43,11 +43,14 @@ class Settings(BaseSettings):
     web_concurrency: int | None = Field(None, ge=1, le=64)
     forwarded_allow_ips: str = "127.0.0.1"
     # MAX_REQUEST_BODY_BYTES: larger request bodies are refused with 413 (declared by
-    # Content-Length or counted while streamed); see service/middleware/body_limit.py.
+    # Content-Length or counted while streamed); see service/server/body_limit.py.
     max_request_body_bytes: int = Field(1_048_576, ge=1, le=2**40)
     # "off": no tracing and no access log (the bare app, for comparison or for users
     # who log and trace elsewhere); errors are still logged.
     observability: Literal["full", "off"] = "full"
+    # LEAN_OTLP_EXPORTER=false: export spans through the stock OTLPSpanExporter instead of
+    # ours (same wire format, slower encoder), e.g. after upgrading the exporter package.
+    lean_otlp_exporter: bool = True
 
     @field_validator("log_level", "observability", mode="before")
     @classmethod

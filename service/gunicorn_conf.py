@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import SettingsError, get_settings
-from service.http_limits import (
+from service.server.http_limits import (
     HEADER_TIMEOUT_SECONDS,
     LIMIT_REQUEST_FIELD_SIZE,
     LIMIT_REQUEST_FIELDS,
@@ -22,7 +22,7 @@ from service.http_limits import (
     MAX_REQUEST_HEAD_BYTES,
     BoundedHttpToolsProtocol,
 )
-from service.logs import logging_config, startup_error_line
+from service.telemetry.logs import logging_config, startup_error_line
 
 __all__ = ["HEADER_TIMEOUT_SECONDS", "MAX_REQUEST_HEAD_BYTES"]
 
@@ -65,8 +65,8 @@ bind = [f"0.0.0.0:{settings.port}"]
 if settings.admin_token is not None:
     bind.append(f"127.0.0.1:{settings.admin_port}")
 workers = settings.web_concurrency or default_workers()
-# Drains before closing its listener; see service/worker.py.
-worker_class = "service.worker.GracefulUvicornWorker"
+# Drains before closing its listener; see service/server/worker.py.
+worker_class = "service.server.worker.GracefulUvicornWorker"
 forwarded_allow_ips = settings.forwarded_allow_ips
 # Heartbeat: a worker whose event loop is blocked this long (it stops notifying the
 # master) is killed and replaced. It is not a per-request timeout: an async worker
@@ -80,7 +80,7 @@ graceful_timeout = (
     math.ceil(settings.grace_period_seconds) + CLEANUP_BUDGET_SECONDS + MARGIN_SECONDS
 )
 # -- Request heads: uvicorn ignores Gunicorn's limit_request_* settings, so every worker
-# parses with service.http_limits.BoundedHttpToolsProtocol (installed by post_worker_init),
+# parses with service.server.http_limits.BoundedHttpToolsProtocol (installed by post_worker_init),
 # which enforces these numbers and HEADER_TIMEOUT_SECONDS.
 limit_request_line = LIMIT_REQUEST_LINE
 limit_request_fields = LIMIT_REQUEST_FIELDS
@@ -110,7 +110,7 @@ def post_worker_init(worker: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     """Each worker gets its own TracerProvider (its exporter thread can't survive fork)."""
-    from service.tracing import setup_tracing
+    from service.telemetry.tracing import setup_tracing
 
     if settings.observability == "full":
-        setup_tracing(settings.service_name)
+        setup_tracing(settings.service_name, settings.lean_otlp_exporter)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.cache import Cache
+from service.data.cache import Cache
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration

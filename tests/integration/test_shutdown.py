@@ -77,7 +77,12 @@ def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProce
     assert late.status_code == 503
     assert late.headers["retry-after"] == "7"
     assert late.headers["connection"] == "close"
-    assert late.json() == {"detail": late.json()["detail"], "retry_after": 7}
+    body = late.json()
+    assert body == {
+        "detail": body["detail"],
+        "request_id": late.headers["x-request-id"],
+        "retry_after": 7,
+    }
     assert httpx.get(f"{service.url}/health/ready").status_code == 503
     assert httpx.get(f"{service.url}/health/live").status_code == 200
 

@@ -261,7 +261,7 @@ def json_lines(service: ServiceProcess) -> list[dict[str, Any]]:
     """The service's output as JSON Lines: records end at a newline (\\n) only.
 
     ServiceProcess.records() splits with str.splitlines(), which also breaks at U+0085,
-    U+2028 and U+2029; the log leaves those unescaped (a defect of service/logs.py,
+    U+2028 and U+2029; the log leaves those unescaped (a defect of service/telemetry/logs.py,
     pinned by a strict xfail in test_log_integrity.py), and fuzzed input carries them."""
     text = service.output()
     assert text.endswith("\n"), "the output does not end with a newline"

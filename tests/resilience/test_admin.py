@@ -137,8 +137,8 @@ def test_token_comparison_is_constant_time(tmp_path: Path) -> None:
         return compare(a, b)
 
     with (
-        mock.patch("service.routes.admin.hmac.compare_digest", spy),
-        mock.patch("service.routes.admin.os.kill") as kill,
+        mock.patch("service.api.routes.admin.hmac.compare_digest", spy),
+        mock.patch("service.api.routes.admin.os.kill") as kill,
         TestClient(create_app(settings)) as client,
     ):
         for token in ("wrong", TOKEN[:-1], TOKEN + "x", ""):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from service.db import OPERATION_TIMEOUT_SECONDS
+from service.data.database import OPERATION_TIMEOUT_SECONDS
 from tests.resilience.harness import Load, Outcome, checks_timed_out, children, json_body
 from tests.servers import PostgresServer, RedisServer, ServiceProcess
 from tests.support import wait_for

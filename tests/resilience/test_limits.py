@@ -1,5 +1,5 @@
 """Oversized requests are refused with 4xx by configured limits: the request head by
-BoundedHttpToolsProtocol (service/http_limits.py), the body by BodyLimitMiddleware
+BoundedHttpToolsProtocol (service/server/http_limits.py), the body by BodyLimitMiddleware
 (MAX_REQUEST_BODY_BYTES)."""
 
 from __future__ import annotations

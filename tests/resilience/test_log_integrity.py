@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from service.logs import JsonFormatter
+from service.telemetry.logs import JsonFormatter
 from tests.resilience.harness import Load, PipeReader, PipeService
 
 pytestmark = pytest.mark.resilience

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from service import gunicorn_conf, http_limits
+from service import gunicorn_conf
+from service.server import http_limits
 from tests.resilience.harness import Load, parse_response
 from tests.servers import ServiceProcess
 

@@ -35,7 +35,7 @@ def test_settings_drive_gunicorn() -> None:
     loaded = conf({"PORT": "9001", "WEB_CONCURRENCY": "3", "GRACE_PERIOD_SECONDS": "12"})
     assert loaded["bind"] == ["0.0.0.0:9001"]  # no admin listener without ADMIN_TOKEN
     assert loaded["workers"] == 3
-    assert loaded["worker_class"] == "service.worker.GracefulUvicornWorker"
+    assert loaded["worker_class"] == "service.server.worker.GracefulUvicornWorker"
     # G + cleanup budget (5) + margin (2): Gunicorn's SIGKILL comes after the cleanup.
     assert loaded["graceful_timeout"] == 19
     assert loaded["control_socket_disable"] is True

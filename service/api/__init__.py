@@ -1,0 +1,1 @@
+"""The HTTP API: routers, health probes, authentication, dependencies, error handlers."""

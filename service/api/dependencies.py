@@ -1,0 +1,27 @@
+"""The app's shared resources (database, cache) and their FastAPI dependency aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.data.cache import Cache
+from service.data.database import Database
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database: Database
+    cache: Cache | None
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]

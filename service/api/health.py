@@ -1,0 +1,71 @@
+"""Health probes: live (process only), ready (database and Redis), startup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from service.api.dependencies import ResourcesDep
+from service.request.context import PROBE_PREFIX
+
+# Each check has its own short timeout so a hung dependency cannot hang the probe
+# (Kubernetes probes default to a 1 s timeout; keep the total under it).
+CHECK_TIMEOUT_SECONDS = 0.8
+
+router = APIRouter(prefix=PROBE_PREFIX.rstrip("/"), tags=["health"])
+
+
+async def run_check(check: Callable[[], Awaitable[float]]) -> dict[str, Any]:
+    # asyncio.wait, not wait_for: wait_for also waits for the cancelled check to finish,
+    # and a check on a frozen PostgreSQL took ~2 s more to cancel (measured: the probe
+    # answered after 2.8 s). The cancelled check ends on its own, bounded by the
+    # database's and Redis's own timeouts.
+    task = asyncio.ensure_future(check())
+    done, _ = await asyncio.wait({task}, timeout=CHECK_TIMEOUT_SECONDS)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume)
+        return {"healthy": False, "error": f"timed out after {CHECK_TIMEOUT_SECONDS}s"}
+    exc = task.exception()
+    if exc is not None:
+        return {"healthy": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"healthy": True, "latency_ms": round(task.result(), 2)}
+
+
+def _consume(task: asyncio.Future[float]) -> None:
+    """Retrieve an abandoned check's outcome, so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """No dependency checks: a database outage must not get pods restarted."""
+    return {"status": "alive"}
+
+
+@router.get("/startup")
+async def startup() -> dict[str, str]:
+    """Served only after the lifespan start-up finished."""
+    return {"status": "started"}
+
+
+@router.get("/ready", responses={503: {"description": "not ready"}})
+async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+    if request.app.state.shutdown.is_draining:  # fail first, before anything else stops
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
+    checks: dict[str, Any] = {"database": run_check(resources.database.ping)}
+    if resources.cache is not None:
+        checks["redis"] = run_check(resources.cache.ping)
+    results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    if resources.cache is None:
+        results["redis"] = {"healthy": True, "detail": "not configured"}
+    failing = [name for name, result in results.items() if not result["healthy"]]
+    if failing:
+        body = {"status": "not_ready", "failing": failing, "checks": results}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "checks": results})

@@ -1,0 +1,1 @@
+"""Where the data lives: the SQL database (SQLAlchemy async) and the Redis cache."""

@@ -1,0 +1,78 @@
+"""GracefulUvicornWorker: a Gunicorn worker that drains before it closes its listener.
+
+Stock UvicornWorker closes the listening socket the moment SIGTERM arrives, so new
+connections are refused while in-flight requests finish. Here SIGTERM/SIGINT only start
+the app's GracefulShutdownManager; uvicorn's own exit (close listener, finish
+connections, lifespan cleanup) starts when the drain is over."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from gunicorn.arbiter import Arbiter
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+
+from service.server.shutdown import GracefulShutdownManager
+
+# After the grace period, requests still running get this long, then are cancelled.
+CUT_SECONDS = 0.5
+
+
+class DrainingServer(Server):
+    def __init__(self, manager: GracefulShutdownManager, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manager = manager
+        self.loop: asyncio.AbstractEventLoop | None = None
+        manager.on_drained = self._exit_now
+
+    def _exit_now(self) -> None:
+        self.should_exit = True
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not recorded in _captured_signals: uvicorn would re-raise it at exit and the
+        # worker would die by the signal instead of exiting 0 after its cleanup.
+        if self.loop is None:  # still starting up: stop the stock way
+            self.should_exit = True
+            return
+        # A signal handler runs inside whatever the main thread was doing, often a
+        # request's task: without a fresh context the drain's log lines would carry
+        # that request's request_id and trace ids.
+        self.loop.call_soon_threadsafe(
+            self.manager.begin, signal.Signals(sig).name, context=contextvars.Context()
+        )
+
+    async def serve(self, sockets: list[Any] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets=sockets)
+
+
+def quick_exit(server: Server) -> None:
+    """SIGQUIT stays a quick exit (Gunicorn's quick shutdown, a second Ctrl-C)."""
+    server.force_exit = True
+    server.should_exit = True
+
+
+class GracefulUvicornWorker(UvicornWorker):  # type: ignore[misc]
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        manager = getattr(getattr(self.wsgi, "state", None), "shutdown", None)
+        if not isinstance(manager, GracefulShutdownManager):
+            await super()._serve()  # an app without a manager: stock behaviour
+            return
+        manager.master_pid = self.ppid
+        self.config.timeout_graceful_shutdown = CUT_SECONDS
+        server = DrainingServer(manager=manager, config=self.config)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, quick_exit, server)
+        # uvicorn gets the plain socket objects inside Gunicorn's wrappers: when uvloop
+        # closes a listener it detaches a plain socket, but calls close() on anything
+        # else and expects EBADF, which Gunicorn's wrapper logs at every worker exit as
+        # "Error while closing socket [Errno 9] Bad file descriptor".
+        await server.serve(sockets=[getattr(sock, "sock", sock) for sock in self.sockets])
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.request import context
+from service.telemetry.logs import (
+    MAX_LINE_BYTES,
+    JsonFormatter,
+    JsonLineHandler,
+    StructuredLogger,
+    logging_config,
+    startup_error_line,
+)
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _record(event: str | None = "thing_happened", **fields: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": event or "Plain text"})
+    if event:
+        record.event = event
+        record.fields = fields
+    return record
+
+
+def test_schema_fields_always_present() -> None:
+    entry = json.loads(JsonFormatter("svc").format(_record(a=1)))
+    assert TIMESTAMP.fullmatch(entry["timestamp"])
+    assert entry["level"] == "info"
+    assert entry["message"] == "thing_happened"
+    assert entry["service"] == "svc"
+    assert entry["request_id"] is None
+    assert entry["a"] == 1
+
+
+def test_fields_cannot_overwrite_schema_keys() -> None:
+    token = context.request_id.set("real-id")
+    try:
+        line = JsonFormatter().format(
+            _record(message="forged", level="critical", request_id="x", service="evil")
+        )
+    finally:
+        context.request_id.reset(token)
+    entry = json.loads(line)
+    assert entry["message"] == "thing_happened"
+    assert entry["level"] == "info"
+    assert entry["request_id"] == "real-id"
+    assert entry["service"] == "api"
+
+
+def test_third_party_messages_get_a_snake_case_event_and_detail() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "gunicorn.error",
+            "levelname": "INFO",
+            "msg": "Booting worker with pid: %s",
+            "args": (42,),
+        }
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "booting_worker_with_pid"
+    assert entry["detail"] == "Booting worker with pid: 42"
+    assert entry["logger"] == "gunicorn.error"
+
+
+def test_third_party_event_names_do_not_depend_on_the_values() -> None:
+    def event(msg: str, *args: object) -> str:
+        record = logging.LogRecord("gunicorn.error", logging.INFO, "", 0, msg, args, None)
+        return str(json.loads(JsonFormatter().format(record))["message"])
+
+    assert event("Handling signal: %s", "term") == event("Handling signal: %s", "int")
+    assert event("Handling signal: %s", "term") == "handling_signal"
+    assert event("Listening at: %s (%s)", "http://0.0.0.0:8000", 7) == "listening_at"
+    assert event("Started server process [%d]", 12) == "started_server_process"
+    assert event("Worker (pid:%(pid)s) was sent %(sig)s!", {"pid": 3, "sig": "TERM"}) == (
+        "worker_pid_was_sent"
+    )
+    assert event("100% done") == "done"  # no args: the text is not a template
+
+
+def test_exception_gives_error_and_traceback() -> None:
+    try:
+        raise ValueError("bad thing")
+    except ValueError as exc:
+        record = _record("unhandled_exception")
+        record.exc_info = (type(exc), exc, exc.__traceback__)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["error"] == "ValueError: bad thing"
+    assert "Traceback" in entry["traceback"]
+
+
+def test_huge_record_is_bounded_and_still_json() -> None:
+    line = JsonFormatter().format(_record(detail="x" * 200_000, other="é" * 50_000))
+    assert len(line.encode()) <= MAX_LINE_BYTES
+    entry = json.loads(line)
+    assert entry["truncated"] is True
+    assert entry["message"] == "thing_happened"
+
+
+def test_many_small_fields_still_fit() -> None:
+    line = JsonFormatter().format(_record(**{f"field_{i}": "y" * 40 for i in range(300)}))
+    assert len(line.encode()) <= MAX_LINE_BYTES
+    assert json.loads(line)["truncated"] is True
+
+
+@given(st.text(), st.text())
+def test_any_text_stays_one_json_line(key: str, value: str) -> None:
+    line = JsonFormatter().format(_record(**{key or "k": value}))
+    assert "\n" not in line
+    assert json.loads(line)["message"] == "thing_happened"
+
+
+def test_handler_writes_one_line_per_record() -> None:
+    read_fd, write_fd = os.pipe()
+    handler = JsonLineHandler(write_fd)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.handler")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        StructuredLogger("test.handler").info("one", text="line\nbreak")
+        StructuredLogger("test.handler").warning("two")
+    finally:
+        logger.removeHandler(handler)
+        os.close(write_fd)
+    with os.fdopen(read_fd) as reader:
+        lines = reader.read().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["one", "two"]
+
+
+def test_level_filtering_from_config() -> None:
+    config = logging_config("svc", "warning")
+    assert config["root"]["level"] == "WARNING"
+    assert config["loggers"]["uvicorn.access"]["handlers"] == []
+
+
+def test_startup_error_line() -> None:
+    entry = json.loads(startup_error_line("invalid environment variable X: bad"))
+    assert entry["message"] == "invalid_configuration"
+    assert entry["level"] == "critical"
+    assert entry["error"] == "invalid environment variable X: bad"

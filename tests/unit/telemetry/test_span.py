@@ -1,0 +1,115 @@
+"""ServerSpan behaves like the SDK's Span: parents, sampling, limits, status rules."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+
+from tests.unit.telemetry.spans import (
+    ATTRIBUTES,
+    REMOTE_PARENT,
+    factory,
+    parent_context,
+    provider,
+    same_message,
+)
+
+
+def test_server_span_joins_the_remote_parent_and_keeps_its_tracestate(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tracer_provider, exporter = sdk
+    server_spans = factory(tracer_provider, "service.http")
+    span = server_spans.start("GET", parent_context(), dict(ATTRIBUTES))
+    span.end()
+    [finished] = exporter.get_finished_spans()
+    context = finished.get_span_context()
+    assert context is not None and finished.parent is not None
+    assert context.trace_id == REMOTE_PARENT.trace_id
+    assert finished.parent.span_id == REMOTE_PARENT.span_id and finished.parent.is_remote
+    assert context.trace_state == REMOTE_PARENT.trace_state
+    assert context.trace_flags.sampled and not context.is_remote
+    assert finished.kind is SpanKind.SERVER
+    assert finished.instrumentation_scope is not None
+    assert finished.instrumentation_scope.name == "service.http"
+    assert finished.resource.attributes["service.name"] == "api"
+    assert dict(finished.attributes or {}) == ATTRIBUTES
+    assert finished.start_time is not None and finished.end_time is not None
+    assert finished.end_time >= finished.start_time
+
+
+def test_server_span_follows_the_sampler(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    not_sampled = SpanContext(
+        REMOTE_PARENT.trace_id, REMOTE_PARENT.span_id, is_remote=True, trace_flags=TraceFlags(0)
+    )
+    tracer_provider, exporter = sdk
+    server_spans = factory(tracer_provider)
+    dropped = server_spans.start("GET", parent_context(not_sampled), {})
+    assert not dropped.is_recording()
+    assert dropped.get_span_context().trace_id == REMOTE_PARENT.trace_id
+    for sampler in (ALWAYS_OFF, TraceIdRatioBased(0.0)):
+        tracer_provider, exporter = provider(sampler=sampler)
+        span = factory(tracer_provider).start("GET", Context(), {})
+        assert not span.is_recording() and span.get_span_context().is_valid
+        span.end()
+        assert exporter.get_finished_spans() == ()
+
+
+def test_server_span_behaves_like_the_sdk_span(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracer_provider, exporter = sdk
+    server_spans = factory(tracer_provider)
+    lean = server_spans.start("GET", Context(), {})
+    sdk_span = tracer_provider.get_tracer("t").start_span("GET", kind=SpanKind.SERVER)
+    for span in (lean, sdk_span):
+        span.set_attribute("ok", "yes")
+        span.set_attribute("bad", object())  # type: ignore[arg-type]  # dropped, logged
+        span.set_attribute("tuple", ("a", "b"))
+        span.set_status(Status(StatusCode.ERROR, "first"))
+        span.set_status(StatusCode.OK)
+        span.set_status(Status(StatusCode.ERROR, "after ok"))  # OK is final
+        span.add_event("event", {"k": 1})
+        span.add_link(REMOTE_PARENT, {"l": True})
+        try:
+            raise KeyError("missing")
+        except KeyError as exc:
+            span.record_exception(exc, {"extra": 1})
+        span.end()
+        with caplog.at_level(logging.WARNING):
+            span.set_attribute("late", 1)  # ignored after end
+            span.end()  # a second end changes nothing
+    lean_finished, sdk_finished = exporter.get_finished_spans()
+    assert dict(lean_finished.attributes or {}) == dict(sdk_finished.attributes or {})
+    assert lean_finished.status.status_code is sdk_finished.status.status_code is StatusCode.OK
+    assert [e.name for e in lean_finished.events] == [e.name for e in sdk_finished.events]
+    for ours, theirs in zip(lean_finished.events, sdk_finished.events, strict=True):
+        assert set(ours.attributes or {}) == set(theirs.attributes or {})
+    assert lean_finished.events[1].attributes is not None
+    assert lean_finished.events[1].attributes["exception.type"] == "KeyError"
+    assert [dict(link.attributes or {}) for link in lean_finished.links] == [{"l": True}]
+    assert "late" not in (lean_finished.attributes or {})
+
+
+def test_server_span_respects_attribute_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")
+    tracer_provider, exporter = provider()
+    span = factory(tracer_provider).start("GET", Context(), {})
+    for index in range(5):
+        span.set_attribute(f"k{index}", "long value")
+    span.end()
+    [finished] = exporter.get_finished_spans()
+    assert dict(finished.attributes or {}) == {"k2": "long", "k3": "long", "k4": "long"}
+    assert finished.dropped_attributes == 2
+    same_message([finished])
