@@ -8,7 +8,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from tests.servers import ServiceProcess
+from tools.testbed.servers import ServiceProcess
 
 POLL_INTERVAL_S = 0.01
 READY_TIMEOUT_S = 60.0

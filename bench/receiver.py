@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.otlp_receiver import OtlpReceiver
+from tools.testbed.otlp_receiver import OtlpReceiver
 
 
 class CountingReceiver(OtlpReceiver):

@@ -47,8 +47,8 @@ import httpx
 from bench.lifecycle import Lifecycle, LifecycleError, measure_lifecycle, wait_ready
 from bench.load import LoadError, LoadResult, children, peak_rss_mib, run_wrk, wrk_binary
 from bench.receiver import CountingReceiver
-from tests.servers import GUNICORN_COMMAND, PostgresServer, RedisServer, ServiceProcess
-from tests.support import REPO_ROOT
+from tools.testbed.servers import GUNICORN_COMMAND, PostgresServer, RedisServer, ServiceProcess
+from tools.testbed.support import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 VARIANTS = ("bare", "full", "stock", "stock-lean")

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.otlp_receiver import OtlpReceiver
-from tests.servers import PostgresServer, RedisServer
+from tests.support import missing
+from tools.testbed.otlp_receiver import OtlpReceiver
+from tools.testbed.servers import PostgresServer, RedisServer
+from tools.testbed.support import MissingPrerequisite
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,20 @@ def redis_server() -> Iterator[RedisServer]:
 def otlp() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as receiver:
         yield receiver
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """A throwaway server whose program is missing: fail under CI=true, else skip."""
+    try:
+        return (yield)
+    except MissingPrerequisite as exc:
+        missing(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except MissingPrerequisite as exc:
+        missing(str(exc))

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO_ROOT, missing, require_tool
+from tests.support import missing, require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 VARIANTS = {"bare", "full", "stock", "stock-lean"}

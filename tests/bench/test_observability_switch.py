@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.otlp_receiver import OtlpReceiver
-from tests.servers import ServiceProcess
-from tests.support import wait_for
+from tools.testbed.otlp_receiver import OtlpReceiver
+from tools.testbed.servers import ServiceProcess
+from tools.testbed.support import wait_for
 
 pytestmark = pytest.mark.integration
 SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 CHART_DIR = REPO_ROOT / "deploy/helm/fastapi-app"
 CI_VALUES = tuple(sorted((CHART_DIR / "ci").glob("*.yaml")))

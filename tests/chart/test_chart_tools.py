@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from tests.chart.rendering import helm_binary
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.chart.rendering import CHART_DIR, helm_binary
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from tests.chart.rendering import CHART_DIR
-from tests.support import REPO_ROOT, missing, require_tool
+from tests.support import missing, require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.container.dockerutil import STANDINS_DIR, Docker, buildkit_docker, run
-from tests.support import REPO_ROOT, missing, require_tool
+from tests.support import missing, require_tool
+from tools.testbed.support import REPO_ROOT
 
 STANDIN_PREFIX = "fastapi-app-standin"
 APP_TEST_IMAGE = "fastapi-app:container-test"

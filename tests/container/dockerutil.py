@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import REPO_ROOT, wait_for
+from tools.testbed.support import REPO_ROOT, wait_for
 
 STANDINS_DIR = REPO_ROOT / "tests/container/standins"
 TOOLS_BIN = REPO_ROOT / ".tools/bin"

@@ -18,7 +18,8 @@ import yaml
 
 from tests.container.conftest import BaseImages, report
 from tests.container.dockerutil import TOOLS_BIN, Docker, get, run, wait_http
-from tests.support import REPO_ROOT, free_port, missing, wait_for
+from tests.support import missing
+from tools.testbed.support import REPO_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.container
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.container.conftest import BaseImages, report
 from tests.container.dockerutil import Docker, history
-from tests.support import REPO_ROOT
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.container
 

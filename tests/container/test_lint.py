@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.container.dockerutil import STANDINS_DIR, run
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.container
 

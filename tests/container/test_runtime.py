@@ -14,7 +14,7 @@ import pytest
 
 from tests.container.conftest import BaseImages, report
 from tests.container.dockerutil import Docker, get, json_lines, wait_http
-from tests.support import free_port
+from tools.testbed.support import free_port
 
 pytestmark = pytest.mark.container
 

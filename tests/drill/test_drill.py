@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
 from tools.drill.haproxy import HAProxySettings, ServerSlot, render_config
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.drill
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO_ROOT
+from tools.testbed.support import REPO_ROOT
 
 E2E_DIR = Path(__file__).resolve().parent
 VALUES_FILE = E2E_DIR / "values-e2e.yaml"

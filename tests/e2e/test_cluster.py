@@ -21,7 +21,7 @@ from tests.e2e.cluster import (
 )
 from tests.e2e.fake_apiserver import FakeApiServer, deployment, endpoint_slice, pod
 from tests.e2e.settings import E2ESettings
-from tests.support import wait_for
+from tools.testbed.support import wait_for
 
 SELECTOR_LABELS = {
     "app.kubernetes.io/name": "fastapi-app",

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e import logs
 from tests.e2e.cluster import Cluster, LogFollower, PodWatch
-from tests.support import wait_for
+from tools.testbed.support import wait_for
 
 pytestmark = pytest.mark.e2e
 REPLICAS = 3

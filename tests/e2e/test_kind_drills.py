@@ -20,7 +20,7 @@ import pytest
 from tests.e2e import drill_report, logs
 from tests.e2e.cluster import Cluster, EndpointWatch, LogFollower, PodWatch, shell_and
 from tests.e2e.endpoints import PodTiming, render_timings, timing_problems
-from tests.support import REPO_ROOT
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 REPLICAS = 3

@@ -12,7 +12,8 @@ import yaml
 
 from tests.e2e import overlay
 from tests.e2e.settings import E2ESettings
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 SECRETS = {
     "DATABASE_URL": "postgresql://app:pw@postgres.data.svc:5432/app",

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from tests.e2e.settings import BACKING_MANIFEST, DEFAULT_NODE_PORT, KIND_CONFIG, VALUES_FILE
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github/workflows"
 SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.data.cache import Cache
-from tests.servers import RedisServer
+from tools.testbed.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 POOLED = 20

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ServiceProcess
-from tests.support import free_port
+from tools.testbed.servers import ServiceProcess
+from tools.testbed.support import free_port
 
 pytestmark = pytest.mark.integration
 BODY_LIMIT = 1000

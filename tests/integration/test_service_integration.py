@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.otlp_receiver import OtlpReceiver
-from tests.servers import GUNICORN_COMMAND, PostgresServer, RedisServer, ServiceProcess
-from tests.support import REPO_ROOT, free_port, wait_for
+from tools.testbed.otlp_receiver import OtlpReceiver
+from tools.testbed.servers import GUNICORN_COMMAND, PostgresServer, RedisServer, ServiceProcess
+from tools.testbed.support import REPO_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

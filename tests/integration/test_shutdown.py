@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.e2e.logs import SHUTDOWN_EVENTS as E2E_SHUTDOWN_EVENTS
-from tests.servers import PostgresServer, RedisServer, ServiceProcess
-from tests.support import free_port, wait_for
+from tools.testbed.servers import PostgresServer, RedisServer, ServiceProcess
+from tools.testbed.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 SHUTDOWN_EVENTS = list(E2E_SHUTDOWN_EVENTS)  # one list for every suite

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from tests.kustomize.building import KUSTOMIZE_DIR, OVERLAYS, rendering
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
 from tools.kustomize_sync import SKIP_REASONS
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 

@@ -23,7 +23,8 @@ from tests.kustomize.building import (
     referenced_config,
     rendering,
 )
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 

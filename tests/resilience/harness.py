@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ServiceProcess
-from tests.support import REPO_ROOT, wait_for
+from tools.testbed.servers import ServiceProcess
+from tools.testbed.support import REPO_ROOT, wait_for
 
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux
 

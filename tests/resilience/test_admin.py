@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from service.config import load_settings
 from service.main import create_app
 from tests.resilience.harness import raw_exchange, request_bytes
-from tests.servers import ServiceProcess
-from tests.support import free_port
+from tools.testbed.servers import ServiceProcess
+from tools.testbed.support import free_port
 
 pytestmark = pytest.mark.resilience
 TOKEN = "adm1n-T0ken-of-some-length-7f3a9c"

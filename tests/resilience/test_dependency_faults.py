@@ -16,8 +16,8 @@ import pytest
 
 from service.data.database import OPERATION_TIMEOUT_SECONDS
 from tests.resilience.harness import Load, Outcome, checks_timed_out, children, json_body
-from tests.servers import PostgresServer, RedisServer, ServiceProcess
-from tests.support import wait_for
+from tools.testbed.servers import PostgresServer, RedisServer, ServiceProcess
+from tools.testbed.support import wait_for
 
 pytestmark = pytest.mark.resilience
 DOWN_SECONDS = 10.0

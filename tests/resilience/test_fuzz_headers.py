@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.resilience.harness import RawResponse, json_lines, parse_response, request_bytes
-from tests.servers import ServiceProcess
+from tools.testbed.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
 PROXY = "127.0.0.2"  # the only trusted proxy; the fuzzing client connects from 127.0.0.1

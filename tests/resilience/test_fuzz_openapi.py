@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.resilience.harness import json_lines
-from tests.servers import PostgresServer, RedisServer, ServiceProcess
-from tests.support import REPO_ROOT, require_tool
+from tests.support import require_tool
+from tools.testbed.servers import PostgresServer, RedisServer, ServiceProcess
+from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.resilience
 EXAMPLES_PER_OPERATION = 250

@@ -16,7 +16,7 @@ from service import gunicorn_conf
 from service.config import load_settings
 from service.main import create_app
 from tests.resilience.harness import RawResponse, parse_response, raw_exchange, request_bytes
-from tests.servers import ServiceProcess
+from tools.testbed.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
 BODY_LIMIT = 65536  # MAX_REQUEST_BODY_BYTES for these tests

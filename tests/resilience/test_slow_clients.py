@@ -15,7 +15,7 @@ import pytest
 from service import gunicorn_conf
 from service.server import http_limits
 from tests.resilience.harness import Load, parse_response
-from tests.servers import ServiceProcess
+from tools.testbed.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
 HEADER_TIMEOUT = gunicorn_conf.HEADER_TIMEOUT_SECONDS

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.resilience.harness import checks_timed_out, children, socket_owner
-from tests.servers import ServiceProcess
-from tests.support import wait_for
+from tools.testbed.servers import ServiceProcess
+from tools.testbed.support import wait_for
 
 pytestmark = pytest.mark.resilience
 CLIENTS = 8

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tools.testbed.support import REPO_ROOT
 
 
 def conf(env: dict[str, str]) -> dict[str, object]:

@@ -20,7 +20,7 @@ from service.telemetry.otlp_exporter import (
     LeanOTLPSpanExporter,
     span_exporter,
 )
-from tests.otlp_receiver import OtlpReceiver
+from tools.testbed.otlp_receiver import OtlpReceiver
 
 UPGRADE_HINT = (
     "opentelemetry-exporter-otlp-proto-http changed: compare OTLPSpanExporter.export with "

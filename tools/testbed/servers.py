@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import REPO_ROOT, free_port, missing, wait_for
+from tools.testbed.support import REPO_ROOT, MissingPrerequisite, free_port, wait_for
 
 GUNICORN_COMMAND = [
     str(REPO_ROOT / ".venv/bin/gunicorn"),
@@ -36,7 +36,7 @@ class PostgresServer:
     def __init__(self) -> None:
         bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
         if not bindirs:
-            missing("PostgreSQL server binaries (apt-get install postgresql)")
+            raise MissingPrerequisite("PostgreSQL server binaries (apt-get install postgresql)")
         self.bin = Path(bindirs[-1])
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
@@ -113,7 +113,7 @@ class RedisServer:
     def __init__(self) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
-            missing("redis-server (apt-get install redis-server)")
+            raise MissingPrerequisite("redis-server (apt-get install redis-server)")
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
