@@ -199,15 +199,8 @@ class ServerSpan(trace.Span, ReadableSpan):
         if self._end_time is not None:
             return
         limits = self._factory.limits
-        bounded = BoundedAttributes(
-            limits.max_event_attributes,
-            attributes,
-            max_value_len=limits.max_attribute_length,
-            immutable=True,
-        )
-        if limits.max_events is not None and len(self._events) >= limits.max_events:
-            self._events.pop(0)
-            self._dropped[1] += 1
+        bounded = self._bounded(limits.max_event_attributes, attributes)
+        self._append(self._events, limits.max_events, 1)
         self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
@@ -216,16 +209,26 @@ class ServerSpan(trace.Span, ReadableSpan):
         if not (context and (context.is_valid or attributes or context.trace_state)):
             return
         limits = self._factory.limits
-        bounded = BoundedAttributes(
-            limits.max_link_attributes,
+        bounded = self._bounded(limits.max_link_attributes, attributes)
+        self._append(self._links, limits.max_links, 2)
+        self._links.append(Link(context, bounded))
+
+    def _bounded(
+        self, max_attributes: int | None, attributes: types.Attributes
+    ) -> BoundedAttributes:
+        """An event's or link's attributes, limited and cleaned the SDK's way."""
+        return BoundedAttributes(
+            max_attributes,
             attributes,
-            max_value_len=limits.max_attribute_length,
+            max_value_len=self._factory.limits.max_attribute_length,
             immutable=True,
         )
-        if limits.max_links is not None and len(self._links) >= limits.max_links:
-            self._links.pop(0)
-            self._dropped[2] += 1
-        self._links.append(Link(context, bounded))
+
+    def _append(self, entries: list[Any], limit: int | None, dropped_index: int) -> None:
+        """Make room for one more event or link: the SDK drops the oldest at the limit."""
+        if limit is not None and len(entries) >= limit:
+            entries.pop(0)
+            self._dropped[dropped_index] += 1
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
