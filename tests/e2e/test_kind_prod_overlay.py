@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e import logs, overlay
+from tests.e2e import backing, logs, overlay
 from tests.e2e.cluster import Cluster
-from tests.e2e.settings import BACKING_MANIFEST
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 PASSWORD = "e2e-only-password"  # tests/e2e/manifests/backing-services.yaml
@@ -98,7 +97,9 @@ def test_prod_overlay_becomes_ready(cluster: Cluster) -> None:
     try:
         for ns in dict.fromkeys([data_ns, app_ns]):
             ensure_namespace(cluster, ns)
-        applied = cluster.kubectl("apply", "-f", str(BACKING_MANIFEST), namespace=data_ns)
+        # With E2E_POSTGRES_IMAGE / E2E_REDIS_IMAGE (a mirror) as make e2e-deps applies it.
+        manifest = backing.render(backing.images_from_env())
+        applied = cluster.kubectl("apply", "-f", "-", namespace=data_ns, stdin=manifest)
         assert applied.returncode == 0, applied.stderr
         waited = cluster.kubectl(
             "wait", "--for=condition=Available", "deployment/postgres", "deployment/redis",
