@@ -4,18 +4,24 @@
 #   e2e-prereqs    docker, kind, kubectl and helm are there (each missing one is named with how
 #                  to install it) and the Docker daemon answers
 #   e2e-cluster    creates the kind cluster KIND_CLUSTER from tests/e2e/kind-config.yaml (one
-#                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1), or reuses it
+#                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1) on the
+#                  node image E2E_NODE_IMAGE, or reuses it
 #   e2e-image      `make image` as E2E_IMAGE, tagged again as E2E_IMAGE_NEXT (for the
-#                  image-change drill), both `kind load`ed into every node
-#   e2e-deps       throwaway PostgreSQL and Redis (tests/e2e/manifests) in E2E_NAMESPACE
-#   e2e-install    helm upgrade --install --wait, 3 replicas, Service on NodePort E2E_NODE_PORT
+#                  image-change drill), both saved to one archive that `kind load
+#                  image-archive` puts on every node (works with any builder and image store)
+#   e2e-deps       throwaway PostgreSQL and Redis (tests/e2e/manifests; E2E_POSTGRES_IMAGE,
+#                  E2E_REDIS_IMAGE) in E2E_NAMESPACE
+#   e2e-install    helm upgrade --install --wait, 3 replicas, Service on NodePort E2E_NODE_PORT;
+#                  the image's ID is a pod annotation, so a rebuilt image rolls the pods of a
+#                  kept cluster even though the tag stays the same
 #   e2e-helm-test  helm test (the chart's readiness check through the Service)
 #   e2e-test       pytest -m e2e tests/e2e: readiness through the NodePort, trace ids in the
 #                  pods' JSON logs, a pod deleted during a long request, rolling-update drills
 #                  under load (tools/drill), the kustomize prod overlay
 # If a step fails, e2e-logs saves the cluster's logs under E2E_ARTIFACTS/cluster-logs. At the
 # end the cluster is deleted if make e2e created it, unless E2E_KEEP=1; a cluster that was
-# there before (KIND_CLUSTER=yours) is left alone. `make e2e-down` deletes it.
+# there before (KIND_CLUSTER=yours) is left alone; so it is when make e2e is interrupted
+# (Ctrl-C, SIGTERM). `make e2e-down` deletes it.
 
 KIND ?= kind
 KIND_CLUSTER ?= fastapi-app-e2e
@@ -28,8 +34,11 @@ E2E_IMAGE_REPO ?= fastapi-app
 E2E_TAG ?= e2e
 E2E_TAG_NEXT ?= e2e-next
 E2E_NODE_PORT ?= 30080
-# kind node image (kindest/node:vX.Y.Z@sha256:...); empty: the default of your kind version.
-E2E_NODE_IMAGE ?=
+# kind node image, by digest: Kubernetes 1.34, the newest the chart and overlays are
+# validated for, as published with kind v0.33.0 (its release notes list the images built
+# for it; a tag alone may name an image built for another kind version). Empty: the
+# default of your kind version.
+E2E_NODE_IMAGE ?= kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d
 # Other PostgreSQL / Redis images than tests/e2e/manifests names (a mirror, say).
 E2E_POSTGRES_IMAGE ?=
 E2E_REDIS_IMAGE ?=
@@ -42,6 +51,9 @@ E2E_HELM ?= $(firstword $(wildcard $(TOOLS_BIN)/helm) helm)
 
 E2E_IMAGE = $(E2E_IMAGE_REPO):$(E2E_TAG)
 E2E_IMAGE_NEXT = $(E2E_IMAGE_REPO):$(E2E_TAG_NEXT)
+E2E_IMAGE_ARCHIVE = $(E2E_ARTIFACTS)/images-$(KIND_CLUSTER).tar
+# Pod annotation carrying the ID of the image installed (no dot: a plain --set-string key).
+E2E_IMAGE_ID_ANNOTATION = fastapi-app/e2e-image-id
 E2E_MARKER = $(E2E_ARTIFACTS)/created-$(KIND_CLUSTER)
 E2E_K = $(E2E_KUBECTL) --context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
 E2E_H = $(E2E_HELM) --kube-context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
@@ -49,13 +61,16 @@ E2E_STEPS = e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test
 
 # What the suite and scripts/e2e.sh read (tests/e2e/settings.py has the same defaults).
 export KIND KIND_CLUSTER E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_IMAGE_REPO E2E_TAG \
-	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE
+	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE \
+	E2E_POSTGRES_IMAGE E2E_REDIS_IMAGE
 
 .PHONY: e2e e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test \
 	e2e-logs e2e-cleanup e2e-down
 
 e2e: venv ## kind end-to-end: cluster, image, PostgreSQL + Redis, helm install x3, helm test, pytest -m e2e
-	@status=0; \
+	@trap '$(MAKE) --no-print-directory e2e-cleanup; exit 130' INT; \
+	trap '$(MAKE) --no-print-directory e2e-cleanup; exit 143' TERM; \
+	status=0; \
 	for step in $(E2E_STEPS); do \
 		$(MAKE) --no-print-directory $$step || { status=$$?; echo "make e2e: $$step failed"; break; }; \
 	done; \
@@ -66,34 +81,41 @@ e2e: venv ## kind end-to-end: cluster, image, PostgreSQL + Redis, helm install x
 e2e-prereqs: venv
 	$(BIN)/python -m tests.e2e.prereqs docker=$(DOCKER) kind=$(KIND) kubectl=$(E2E_KUBECTL) helm=$(E2E_HELM)
 
+# The marker is made before `kind create`: a cluster half made when make e2e is interrupted
+# is deleted as well (deleting a cluster that does not exist is no error for kind).
 e2e-cluster:
 	@if $(KIND) get clusters 2>/dev/null | grep -qxF '$(KIND_CLUSTER)'; then \
 		echo "reusing kind cluster $(KIND_CLUSTER)"; \
 	else \
 		mkdir -p $(E2E_ARTIFACTS) && \
 		sed 's/30080/$(E2E_NODE_PORT)/g' tests/e2e/kind-config.yaml > $(E2E_ARTIFACTS)/kind-config.yaml && \
+		touch $(E2E_MARKER) && \
 		$(KIND) create cluster --name $(KIND_CLUSTER) --config $(E2E_ARTIFACTS)/kind-config.yaml \
-			$(if $(E2E_NODE_IMAGE),--image $(E2E_NODE_IMAGE)) --wait 180s && \
-		touch $(E2E_MARKER); \
+			$(if $(E2E_NODE_IMAGE),--image $(E2E_NODE_IMAGE)) --wait 180s; \
 	fi
 	bash scripts/e2e.sh check-cluster
 
 e2e-image:
 	$(MAKE) --no-print-directory image IMAGE=$(E2E_IMAGE)
 	$(DOCKER) tag $(E2E_IMAGE) $(E2E_IMAGE_NEXT)
-	$(KIND) load docker-image $(E2E_IMAGE) $(E2E_IMAGE_NEXT) --name $(KIND_CLUSTER)
+	mkdir -p $(E2E_ARTIFACTS)
+	$(DOCKER) save -o $(E2E_IMAGE_ARCHIVE) $(E2E_IMAGE) $(E2E_IMAGE_NEXT)
+	$(KIND) load image-archive $(E2E_IMAGE_ARCHIVE) --name $(KIND_CLUSTER); \
+		status=$$?; rm -f $(E2E_IMAGE_ARCHIVE); exit $$status
 
-e2e-deps:
+e2e-deps: venv
 	$(E2E_K) create namespace $(E2E_NAMESPACE) --dry-run=client -o yaml | $(E2E_K) apply -f -
-	$(E2E_K) apply -f tests/e2e/manifests/backing-services.yaml
-	$(if $(E2E_POSTGRES_IMAGE),$(E2E_K) set image deployment/postgres postgres=$(E2E_POSTGRES_IMAGE))
-	$(if $(E2E_REDIS_IMAGE),$(E2E_K) set image deployment/redis redis=$(E2E_REDIS_IMAGE))
+	mkdir -p $(E2E_ARTIFACTS)
+	$(BIN)/python -m tests.e2e.backing > $(E2E_ARTIFACTS)/backing-services.yaml
+	$(E2E_K) apply -f $(E2E_ARTIFACTS)/backing-services.yaml
 	$(E2E_K) wait --for=condition=Available deployment/postgres deployment/redis --timeout=300s
 
 e2e-install:
+	image_id="$$($(DOCKER) image inspect -f '{{.Id}}' $(E2E_IMAGE))" && test -n "$$image_id" && \
 	$(E2E_H) upgrade --install $(E2E_RELEASE) $(CHART) -f tests/e2e/values-e2e.yaml \
 		--set fullnameOverride=$(E2E_RELEASE) --set replicaCount=$(E2E_REPLICAS) \
 		--set image.repository=$(E2E_IMAGE_REPO) --set image.tag=$(E2E_TAG) \
+		--set-string podAnnotations.$(E2E_IMAGE_ID_ANNOTATION)="$$image_id" \
 		--wait --timeout 10m
 	$(E2E_K) patch service $(E2E_RELEASE) \
 		-p '{"spec":{"ports":[{"port":80,"nodePort":$(E2E_NODE_PORT)}]}}'

@@ -4,10 +4,16 @@ shellcheck, the workflows and manifests pass yamllint, and the e2e install rende
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,12 +23,16 @@ import yaml
 
 from tests.e2e.settings import BACKING_MANIFEST, DEFAULT_NODE_PORT, KIND_CONFIG, VALUES_FILE
 from tests.support import require_tool
-from tools.testbed.support import REPO_ROOT
+from tools.testbed.support import REPO_ROOT, wait_for
 
 WORKFLOWS = REPO_ROOT / ".github/workflows"
-SCRIPTS = sorted((REPO_ROOT / "scripts").glob("*.sh"))
+SCRIPTS = [*sorted((REPO_ROOT / "scripts").glob("*.sh")), REPO_ROOT / "tests/e2e/install-kind.sh"]
 E2E_MK = REPO_ROOT / "make/e2e.mk"
 YAMLLINT_CONFIG = REPO_ROOT / "tests/e2e/yamllint.yaml"
+# kind v0.33.0's image of Kubernetes 1.34 (the release notes list it with its digest).
+NODE_IMAGE = (
+    "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d"
+)
 E2E_TESTS = {
     "test_kind_app.py::test_ready_through_the_nodeport_with_database_and_redis",
     "test_kind_app.py::test_traceparent_is_logged_as_trace_id_and_every_line_is_json",
@@ -120,15 +130,20 @@ def test_make_dry_run_shows_the_whole_sequence() -> None:
         "helm=",
         "kind get clusters",
         "kind create cluster --name fastapi-app-e2e --config var/e2e/kind-config.yaml",
+        f"--image {NODE_IMAGE}",
         "bash scripts/e2e.sh check-cluster",
         "build",
         "-t fastapi-app:e2e .",
         "tag fastapi-app:e2e fastapi-app:e2e-next",
-        "kind load docker-image fastapi-app:e2e fastapi-app:e2e-next --name fastapi-app-e2e",
-        "apply -f tests/e2e/manifests/backing-services.yaml",
+        "save -o var/e2e/images-fastapi-app-e2e.tar fastapi-app:e2e fastapi-app:e2e-next",
+        "kind load image-archive var/e2e/images-fastapi-app-e2e.tar --name fastapi-app-e2e",
+        "-m tests.e2e.backing > var/e2e/backing-services.yaml",
+        "apply -f var/e2e/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
+        "image inspect -f '{{.Id}}' fastapi-app:e2e",
         "upgrade --install fastapi-app deploy/helm/fastapi-app -f tests/e2e/values-e2e.yaml",
         "--set replicaCount=3",
+        '--set-string podAnnotations.fastapi-app/e2e-image-id="$image_id"',
         "--wait",
         '"nodePort":30080',
         "rollout status deployment/fastapi-app",
@@ -138,6 +153,7 @@ def test_make_dry_run_shows_the_whole_sequence() -> None:
     ]
     assert in_order(out, steps) == [], out
     assert "e2e-logs" in out  # saved when a step fails
+    assert "load docker-image" not in out  # fails for attested images in containerd's store
     assert "--context kind-fastapi-app-e2e" in out and "--kube-context kind-fastapi-app-e2e" in out
 
 
@@ -221,10 +237,19 @@ def test_e2e_workflow_runs_make_e2e_and_uploads_logs_on_failure() -> None:
     flow = workflow("e2e.yml")
     assert re.fullmatch(r"v\d+\.\d+\.\d+", flow["env"]["KIND_VERSION"])
     all_steps = steps(flow)
-    assert any(step.get("run") == "make e2e" for step in all_steps)
-    (on_failure,) = [s for s in all_steps if s.get("if") == "failure()"]
-    assert on_failure["uses"].startswith("actions/upload-artifact@")
-    assert on_failure["with"]["path"].rstrip("/") == "var/e2e"
+    names = [step["name"] for step in all_steps if "name" in step]
+    (make_e2e,) = [s for s in all_steps if s.get("run", "").startswith("make e2e")]
+    # A step timeout (unlike the job's) fails the step and lets the if: failure() steps run.
+    (job,) = flow["jobs"].values()
+    assert make_e2e["timeout-minutes"] + 10 <= job["timeout-minutes"]
+    assert make_e2e["run"] == "make e2e E2E_KEEP=1"  # kept for the log step after a timeout
+    on_failure = [s for s in all_steps if s.get("if") == "failure()"]
+    assert on_failure[0].get("run") == "test -d var/e2e/cluster-logs || make e2e-logs"
+    assert on_failure[-1]["uses"].startswith("actions/upload-artifact@")
+    assert on_failure[-1]["with"]["path"].rstrip("/") == "var/e2e"
+    assert names.index(make_e2e["name"]) < names.index(on_failure[0]["name"])
+    install = next(s["run"] for s in all_steps if "install-kind.sh" in s.get("run", ""))
+    assert "bash tests/e2e/install-kind.sh .tools/bin" in install
 
 
 # -- the cluster, the install and the throwaway services -------------------------------------
@@ -243,7 +268,7 @@ def test_kind_config_maps_the_nodeport_of_a_three_node_cluster() -> None:
     }
 
 
-def render_e2e_install() -> list[dict[str, Any]]:
+def render_e2e_install(*set_string: str) -> list[dict[str, Any]]:
     """The chart as `make e2e-install` installs it (its --set flags, Kubernetes 1.37)."""
     helm = require_tool("helm", "bash tools/install-helm.sh")
     args = re.search(r"upgrade --install .*?--wait", dry_run(), flags=re.DOTALL)
@@ -251,7 +276,8 @@ def render_e2e_install() -> list[dict[str, Any]]:
     flags = re.findall(r"--set (\S+)", args.group(0))
     done = run(
         [helm, "template", "fastapi-app", "deploy/helm/fastapi-app", "-f", str(VALUES_FILE),
-         *[f"--set={f}" for f in flags], "--kube-version", "1.37.0"],
+         *[f"--set={f}" for f in flags], *[f"--set-string={f}" for f in set_string],
+         "--kube-version", "1.37.0"],
         clean_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -304,6 +330,7 @@ def test_requirements_e2e_pins_the_kubernetes_client() -> None:
 
 # -- make e2e itself, with stand-in tools --------------------------------------------------
 
+IMAGE_ID = "sha256:" + "5e" * 32
 STUB = """#!/usr/bin/env bash
 # A stand-in for kind, docker, kubectl and helm: logs its arguments, answers what make asks.
 state="$E2E_STUB_DIR/clusters"
@@ -314,9 +341,26 @@ case "$(basename "$0") $1 $2" in
   "kind delete cluster") rm -f "$state" ;;
   "docker port "*) echo "127.0.0.1:30080" ;;
   "docker info "*) echo "27.0.0" ;;
+  "docker image inspect") echo "IMAGE_ID" ;;
+esac
+case "$(basename "$0") $*" in
+  "helm "*" upgrade --install "*) [ -z "${E2E_STUB_SLEEP:-}" ] || sleep "$E2E_STUB_SLEEP" ;;
 esac
 exit 0
-"""
+""".replace("IMAGE_ID", IMAGE_ID)
+
+
+def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
+    """`make e2e` with stand-ins for kind, docker, kubectl and helm (written to tmp_path/bin)."""
+    make = require_tool("make", "apt-get install make")
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    for name in ("kind", "docker", "kubectl", "helm"):
+        (stubs / name).write_text(STUB)
+        (stubs / name).chmod(0o755)
+    tools = [f"KIND={stubs / 'kind'}", f"DOCKER={stubs / 'docker'}",
+             f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / 'helm'}"]  # fmt: skip
+    return [make, "--no-print-directory", "e2e", *tools, f"E2E_ARTIFACTS={artifacts}", *variables]
 
 
 def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
@@ -325,17 +369,13 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     """`make e2e` with stand-ins for kind, docker, kubectl and helm: the steps run in order;
     the suite then fails (no cluster answers), so the logs are saved and the cluster that
     make e2e created is deleted."""
-    make = require_tool("make", "apt-get install make")
-    stubs = tmp_path / "bin"
-    stubs.mkdir()
-    for name in ("kind", "docker", "kubectl", "helm"):
-        (stubs / name).write_text(STUB)
-        (stubs / name).chmod(0o755)
     artifacts = tmp_path / "artifacts"
-    env = clean_env(E2E_STUB_DIR=str(tmp_path), KUBECONFIG=str(tmp_path / "no-kubeconfig"))
-    tools = [f"KIND={stubs / 'kind'}", f"DOCKER={stubs / 'docker'}",
-             f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / 'helm'}"]  # fmt: skip
-    command = [make, "--no-print-directory", "e2e", *tools, f"E2E_ARTIFACTS={artifacts}"]
+    env = clean_env(
+        E2E_STUB_DIR=str(tmp_path),
+        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+        E2E_POSTGRES_IMAGE="mirror.invalid/postgres:17-alpine",
+    )
+    command = stub_make(tmp_path, artifacts)
     done = run(command, env, timeout_s=600)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
@@ -349,11 +389,14 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
         "kubectl --context kind-fastapi-app-e2e wait --for=condition=Ready nodes --all",
         "docker build",
         "docker tag fastapi-app:e2e fastapi-app:e2e-next",
-        "kind load docker-image fastapi-app:e2e fastapi-app:e2e-next --name fastapi-app-e2e",
+        f"docker save -o {artifacts}/images-fastapi-app-e2e.tar fastapi-app:e2e fastapi-app:e2e-",
+        f"kind load image-archive {artifacts}/images-fastapi-app-e2e.tar --name fastapi-app-e2e",
         "kubectl --context kind-fastapi-app-e2e --namespace fastapi-app-e2e create namespace",
-        "apply -f tests/e2e/manifests/backing-services.yaml",
+        f"apply -f {artifacts}/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
+        "docker image inspect -f {{.Id}} fastapi-app:e2e",
         "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install",
+        f"podAnnotations.fastapi-app/e2e-image-id={IMAGE_ID}",
         "patch service fastapi-app",
         "rollout status deployment/fastapi-app",
         "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app",
@@ -363,6 +406,149 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     ]
     assert in_order(calls, expected) == [], calls
     assert (artifacts / "kind-config.yaml").read_text() == KIND_CONFIG.read_text()
+    assert not (artifacts / "images-fastapi-app-e2e.tar").exists()
+    backing = (artifacts / "backing-services.yaml").read_text()
+    assert "image: mirror.invalid/postgres:17-alpine" in backing, backing
+    assert "image: redis:" in backing  # E2E_REDIS_IMAGE not set: the manifest's own
     assert (artifacts / "cluster-logs" / "events.txt").exists()
     assert not (artifacts / "created-fastapi-app-e2e").exists()  # deleted with the cluster
     assert not (tmp_path / "clusters").exists()
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "keep"),
+    [(signal.SIGINT, "0"), (signal.SIGTERM, "0"), (signal.SIGINT, "1")],
+    ids=["ctrl-c", "sigterm", "ctrl-c-keep"],
+)
+def test_an_interrupted_make_e2e_deletes_the_cluster_it_created(
+    tmp_path: Path, signal_number: signal.Signals, keep: str
+) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) or SIGTERM to the group while helm
+    installs: make e2e deletes the cluster it created, unless E2E_KEEP=1."""
+    artifacts = tmp_path / "artifacts"
+    env = clean_env(E2E_STUB_DIR=str(tmp_path), E2E_STUB_SLEEP="300")
+    command = stub_make(tmp_path, artifacts, f"E2E_KEEP={keep}")
+    calls = tmp_path / "calls.log"
+    with subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    ) as make:  # fmt: skip
+        try:
+            wait_for(
+                lambda: calls.exists() and "upgrade --install" in calls.read_text(),
+                timeout_s=300, interval_s=0.2, what="make e2e at helm upgrade --install",
+            )  # fmt: skip
+            os.killpg(make.pid, signal_number)
+            out, _ = make.communicate(timeout=120)
+        finally:
+            if make.poll() is None:
+                os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode != 0, out
+    assert "make e2e: e2e-helm-test" not in out and "e2e-test" not in calls.read_text()
+    deleted = "kind delete cluster --name fastapi-app-e2e" in calls.read_text()
+    if keep == "1":
+        assert not deleted and (tmp_path / "clusters").exists(), out
+        assert "E2E_KEEP=1: kind cluster fastapi-app-e2e kept" in out, out
+    else:
+        assert deleted and not (tmp_path / "clusters").exists(), out
+        assert not (artifacts / "created-fastapi-app-e2e").exists()
+
+
+def test_a_cluster_not_created_by_make_e2e_survives_an_interrupt(tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    (tmp_path / "clusters").write_text("fastapi-app-e2e\n")  # there before make e2e
+    env = clean_env(E2E_STUB_DIR=str(tmp_path), E2E_STUB_SLEEP="300")
+    calls = tmp_path / "calls.log"
+    with subprocess.Popen(
+        stub_make(tmp_path, artifacts), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    ) as make:  # fmt: skip
+        try:
+            wait_for(
+                lambda: calls.exists() and "upgrade --install" in calls.read_text(),
+                timeout_s=300, interval_s=0.2, what="make e2e at helm upgrade --install",
+            )  # fmt: skip
+            os.killpg(make.pid, signal.SIGINT)
+            out, _ = make.communicate(timeout=120)
+        finally:
+            if make.poll() is None:
+                os.killpg(make.pid, signal.SIGKILL)
+    assert "kind delete cluster" not in calls.read_text(), out
+    assert "not created by make e2e, left as it is" in out, out
+
+
+def test_the_node_image_is_pinned_by_digest_in_make_and_the_workflow() -> None:
+    defaults = dict(re.findall(r"^(\w+) \?= (.*)$", E2E_MK.read_text(), flags=re.MULTILINE))
+    assert defaults["E2E_NODE_IMAGE"] == NODE_IMAGE
+    assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", NODE_IMAGE)
+    flow = workflow("e2e.yml")
+    assert flow["env"]["E2E_NODE_IMAGE"] == NODE_IMAGE
+    assert flow["env"]["KIND_VERSION"] == "v0.33.0"  # the release that published NODE_IMAGE
+    assert f"--image {NODE_IMAGE} " in dry_run()
+    other = "kindest/node:v1.33.12@sha256:" + "0" * 64
+    assert f"--image {other} " in dry_run(f"E2E_NODE_IMAGE={other}")
+    assert "--image" not in dry_run("E2E_NODE_IMAGE=")  # the default of the kind installed
+
+
+def test_the_image_id_annotation_renders_on_the_pods() -> None:
+    image_id = "sha256:" + "ab" * 32
+    docs = render_e2e_install(f"podAnnotations.fastapi-app/e2e-image-id={image_id}")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["fastapi-app/e2e-image-id"] == image_id
+
+
+class _Releases(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def releases(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A download server for kind releases: (its URL, the directory it serves)."""
+    root = tmp_path / "releases"
+    root.mkdir()
+    handler = functools.partial(_Releases, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def install_kind(base: str, version: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    env = clean_env(KIND_VERSION=version, KIND_DOWNLOAD_BASE=base)
+    return run(["bash", "tests/e2e/install-kind.sh", str(dest)], env, timeout_s=120)
+
+
+def test_install_kind_of_an_unpublished_version_fails_with_the_hint(
+    tmp_path: Path, releases: tuple[str, Path]
+) -> None:
+    base, _ = releases
+    done = install_kind(base, "v0.99.0", tmp_path / "bin")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "answered HTTP 404: is v0.99.0 a published release?" in done.stderr
+    assert "https://github.com/kubernetes-sigs/kind/releases" in done.stderr
+    assert "https://kind.sigs.k8s.io/docs/user/quick-start/#installation" in done.stderr
+    assert not (tmp_path / "bin" / "kind").exists()
+
+
+def test_install_kind_checks_the_checksum_and_installs(
+    tmp_path: Path, releases: tuple[str, Path]
+) -> None:
+    base, root = releases
+    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
+    asset = f"kind-{os.uname().sysname.lower()}-{machine}"
+    published = root / "v0.33.0"
+    published.mkdir()
+    binary = b"#!/bin/sh\necho 'kind v0.33.0 (stand-in)'\n"
+    (published / asset).write_bytes(binary)
+    digest = hashlib.sha256(binary).hexdigest()
+    (published / f"{asset}.sha256sum").write_text(f"{digest}  {asset}\n")
+    done = install_kind(base, "v0.33.0", tmp_path / "bin")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kind v0.33.0 (stand-in)" in done.stdout
+    (published / asset).write_bytes(binary + b"# tampered\n")
+    done = install_kind(base, "v0.33.0", tmp_path / "other")
+    assert done.returncode != 0 and not (tmp_path / "other" / "kind").exists()
