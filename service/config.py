@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/fastapi-app.sqlite3"
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+# What readiness may depend on; READINESS_REQUIRES names those whose failure makes the
+# pod unready (the others are reported in /health/ready but do not fail it).
+READINESS_CHECKS = ("database", "redis")
 
 
 class SettingsError(Exception):
@@ -41,6 +44,10 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     api_tokens_file: Path | None = None
     web_concurrency: int | None = Field(None, ge=1, le=64)
+    # READINESS_REQUIRES: comma-separated checks that fail readiness. Redis is a cache
+    # with a database fallback: a Redis outage must not take every pod out of rotation,
+    # so by default it is reported, not required ("database,redis" requires it).
+    readiness_requires: Annotated[frozenset[str], NoDecode] = frozenset({"database"})
     forwarded_allow_ips: str = "127.0.0.1"
     # MAX_REQUEST_BODY_BYTES: larger request bodies are refused with 413 (declared by
     # Content-Length or counted while streamed); see service/server/body_limit.py.
@@ -76,6 +83,19 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("readiness_requires", mode="before")
+    @classmethod
+    def _parse_checks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = {name.strip().lower() for name in value.split(",") if name.strip()}
+        unknown = sorted(names.difference(READINESS_CHECKS))
+        if unknown:
+            raise ValueError(
+                f"unknown check {', '.join(unknown)}: use {', '.join(READINESS_CHECKS)}"
+            )
+        return frozenset(names)
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _parse_tokens(cls, value: object) -> object:
@@ -89,6 +109,12 @@ class Settings(BaseSettings):
             except OSError as exc:
                 raise ValueError(f"API_TOKENS_FILE: cannot read ({exc.strerror})") from None
             self.api_tokens = {**self.api_tokens, **parse_token_pairs(text)}
+        return self
+
+    @model_validator(mode="after")
+    def _required_redis_is_configured(self) -> Settings:
+        if "redis" in self.readiness_requires and self.redis_url is None:
+            raise ValueError("READINESS_REQUIRES: requires redis, but REDIS_URL is unset")
         return self
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""Health probes: live (process only), ready (database and Redis), startup."""
+"""Health probes: live (process only), ready (the checks READINESS_REQUIRES names;
+the others reported), startup."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ async def startup() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "not ready"}})
 async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+    """503 while draining or while a required check (READINESS_REQUIRES) fails; a check
+    that is not required (Redis by default) is reported in `failing` but keeps it 200."""
     if request.app.state.shutdown.is_draining:  # fail first, before anything else stops
         return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     checks: dict[str, Any] = {"database": run_check(resources.database.ping)}
@@ -65,7 +68,10 @@ async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
     if resources.cache is None:
         results["redis"] = {"healthy": True, "detail": "not configured"}
     failing = [name for name, result in results.items() if not result["healthy"]]
+    required = sorted(resources.settings.readiness_requires)
+    body: dict[str, Any] = {"status": "ready", "required": required, "checks": results}
     if failing:
-        body = {"status": "not_ready", "failing": failing, "checks": results}
-        return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ready", "checks": results})
+        body["failing"] = failing
+    if any(name in resources.settings.readiness_requires for name in failing):
+        return JSONResponse({**body, "status": "not_ready"}, status_code=503)
+    return JSONResponse(body)

@@ -118,32 +118,59 @@ def test_items_round_trip_through_database_and_cache(service: ServiceProcess) ->
     assert bad.status_code == 422 and "detail" in bad.json()
 
 
-def test_readiness_follows_postgres_and_redis(
+def test_readiness_follows_postgres_and_reports_redis(
     service: ServiceProcess, postgres: PostgresServer, redis_server: RedisServer
 ) -> None:
+    """The database is required (503 without it); Redis, a cache with a database
+    fallback, is reported but keeps readiness 200 (READINESS_REQUIRES' default)."""
     ready = httpx.get(f"{service.url}/health/ready")
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
     assert checks["database"]["healthy"] and checks["redis"]["healthy"]
     assert "latency_ms" in checks["redis"]
+    assert ready.json()["required"] == ["database"]
 
-    for server, name in ((postgres, "database"), (redis_server, "redis")):
+    for server, name, status in ((postgres, "database", 503), (redis_server, "redis", 200)):
         server.stop()
         try:
             started = time.monotonic()
             response = httpx.get(f"{service.url}/health/ready", timeout=5)
             assert time.monotonic() - started < 2.0  # within the probe timeout
-            assert response.status_code == 503
-            assert response.json()["status"] == "not_ready"
+            assert response.status_code == status, response.text
+            assert response.json()["status"] == ("not_ready" if status == 503 else "ready")
             assert response.json()["failing"] == [name]
             assert httpx.get(f"{service.url}/health/live").status_code == 200
         finally:
             server.start()
         wait_for(
-            lambda: httpx.get(f"{service.url}/health/ready", timeout=5).status_code == 200,
+            lambda: "failing" not in httpx.get(f"{service.url}/health/ready", timeout=5).json(),
             20,
             what=f"readiness to recover after {name} came back",
         )
+
+
+def test_readiness_requires_redis_when_told_to(
+    postgres: PostgresServer, redis_server: RedisServer
+) -> None:
+    service = ServiceProcess(
+        env={
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "READINESS_REQUIRES": "database,redis",
+            "WEB_CONCURRENCY": "1",
+        }
+    ).start(wait="/health/ready")
+    try:
+        redis_server.stop()
+        try:
+            response = httpx.get(f"{service.url}/health/ready", timeout=5)
+        finally:
+            redis_server.start()
+        assert response.status_code == 503, response.text
+        assert response.json()["failing"] == ["redis"]
+        assert response.json()["required"] == ["database", "redis"]
+    finally:
+        service.stop()
 
 
 def test_bad_environment_value_stops_startup_with_one_line() -> None:

@@ -63,3 +63,22 @@ def test_empty_optional_values_mean_unset() -> None:
     settings = load_settings({"REDIS_URL": "", "ADMIN_TOKEN": "", "LOG_LEVEL": "DEBUG"})
     assert settings.redis_url is None and settings.admin_token is None
     assert settings.log_level == "debug"
+
+
+def test_readiness_requires_the_database_by_default_and_redis_on_request() -> None:
+    assert load_settings({}).readiness_requires == {"database"}
+    both = load_settings({"READINESS_REQUIRES": " Database , redis", "REDIS_URL": "redis://r"})
+    assert both.readiness_requires == {"database", "redis"}
+    assert load_settings({"READINESS_REQUIRES": ""}).readiness_requires == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"READINESS_REQUIRES": "database,cache"}, "READINESS_REQUIRES: unknown check cache"),
+        ({"READINESS_REQUIRES": "database,redis"}, "READINESS_REQUIRES: requires redis, but"),
+    ],
+)
+def test_readiness_requires_fails_closed(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
