@@ -2,8 +2,10 @@
 
 Run as `python -m tests.e2e.prereqs docker=docker kind=kind kubectl=PATH helm=PATH` (what
 make/e2e.mk does first): it prints the tool each name resolves to, or a line per missing
-tool saying how to install it, checks that the Docker daemon answers, and exits 1 on any
-problem. The checks themselves are pure functions, unit-tested in CI.
+tool saying how to install it, checks that the Docker daemon answers and, on Linux, that
+the inotify limits hold a 3-node kind cluster with followed logs (kind's known-issues
+page), and exits 1 on any problem. The checks themselves are pure functions, unit-tested
+in CI.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 # How to get each tool, in the order `make e2e` needs them.
 INSTALL_HINTS: dict[str, str] = {
@@ -26,6 +29,12 @@ INSTALL_HINTS: dict[str, str] = {
     "helm": "`make tools` installs helm v3 into .tools/bin (Linux x86-64), or "
     "https://helm.sh/docs/intro/install/",
 }
+
+
+# kind nodes share the host's inotify limits (Docker Desktop: its VM's, not checked here).
+# E2E_INOTIFY_DIR reads them elsewhere (the tests of make e2e with stand-in tools).
+INOTIFY_DIR = Path("/proc/sys/fs/inotify")
+INOTIFY_MINIMUM = {"max_user_instances": 512, "max_user_watches": 524288}
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,31 @@ def docker_daemon_problem(returncode: int, output: str) -> str | None:
     )
 
 
+def read_inotify(directory: Path | None = None) -> dict[str, int]:
+    """The current limits that can be read (none where /proc has no inotify: not Linux)."""
+    directory = INOTIFY_DIR if directory is None else directory
+    values: dict[str, int] = {}
+    for name in INOTIFY_MINIMUM:
+        try:
+            values[name] = int((directory / name).read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return values
+
+
+def inotify_problem(values: Mapping[str, int]) -> str | None:
+    """One line naming every limit below its minimum, with the sysctl line that raises it."""
+    low = {k: v for k, v in values.items() if k in INOTIFY_MINIMUM and v < INOTIFY_MINIMUM[k]}
+    if not low:
+        return None
+    found = ", ".join(f"fs.inotify.{k} is {v} (needs {INOTIFY_MINIMUM[k]})" for k, v in low.items())
+    fix = " ".join(f"fs.inotify.{k}={INOTIFY_MINIMUM[k]}" for k in low)
+    return (
+        f"{found}: a 3-node kind cluster with followed logs runs out of inotify; "
+        f"raise it with: sudo sysctl -w {fix}"
+    )
+
+
 def problems(tools: Sequence[Tool], docker_info: tuple[int, str] | None) -> list[str]:
     """Every problem, one line each: missing tools first, then the Docker daemon."""
     lines = [t.problem for t in tools if t.problem]
@@ -109,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = locate(parse_tools(args or list(INSTALL_HINTS)))
     docker = next((t for t in tools if t.name == "docker" and t.path), None)
     found = problems(tools, _docker_info(docker.path) if docker and docker.path else None)
+    inotify = inotify_problem(read_inotify(Path(os.environ.get("E2E_INOTIFY_DIR") or INOTIFY_DIR)))
+    if inotify:
+        found.append(inotify)
     for tool in tools:
         if tool.path:
             print(f"ok       {tool.name:<8} {tool.path}")

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.prereqs import INSTALL_HINTS, Tool, locate, main, parse_tools, problems
+from tests.e2e import prereqs
+from tests.e2e.prereqs import (
+    INSTALL_HINTS,
+    Tool,
+    inotify_problem,
+    locate,
+    main,
+    parse_tools,
+    problems,
+    read_inotify,
+)
 
 
 def executable(path: Path) -> Path:
@@ -65,10 +75,50 @@ def test_a_docker_daemon_that_does_not_answer_is_a_problem() -> None:
     assert "daemon does not answer" in line and "Cannot connect to the Docker daemon" in line
 
 
+def inotify_dir(tmp_path: Path, instances: int, watches: int) -> Path:
+    directory = tmp_path / "inotify"
+    directory.mkdir()
+    (directory / "max_user_instances").write_text(f"{instances}\n")
+    (directory / "max_user_watches").write_text(f"{watches}\n")
+    return directory
+
+
+def test_inotify_limits_below_kinds_needs_are_one_line_with_the_sysctl_fix(
+    tmp_path: Path,
+) -> None:
+    low = read_inotify(inotify_dir(tmp_path, 128, 8192))
+    assert low == {"max_user_instances": 128, "max_user_watches": 8192}
+    line = inotify_problem(low)
+    assert line is not None and "\n" not in line
+    assert "fs.inotify.max_user_instances is 128 (needs 512)" in line
+    assert "fs.inotify.max_user_watches is 8192 (needs 524288)" in line
+    assert line.endswith(
+        "sudo sysctl -w fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288"
+    )
+    only_watches = inotify_problem({"max_user_instances": 8192, "max_user_watches": 65536})
+    assert only_watches is not None
+    assert only_watches.endswith("sudo sysctl -w fs.inotify.max_user_watches=524288")
+    assert inotify_problem({"max_user_instances": 512, "max_user_watches": 524288}) is None
+    assert read_inotify(tmp_path / "not-linux") == {} and inotify_problem({}) is None
+
+
+def test_main_names_low_inotify_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(prereqs, "INOTIFY_DIR", inotify_dir(tmp_path, 128, 1048576))
+    helm = executable(tmp_path / "helm")
+    assert main([f"helm={helm}"]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM  fs.inotify.max_user_instances is 128 (needs 512)" in out
+    assert "sudo sysctl -w fs.inotify.max_user_instances=512\n" in out
+
+
 def test_main_exits_1_naming_what_is_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(prereqs, "INOTIFY_DIR", tmp_path / "no-inotify")
     helm = executable(tmp_path / "helm")
     code = main([f"helm={helm}", "kind=kind-not-installed-here"])
     out = capsys.readouterr().out

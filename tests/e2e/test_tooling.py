@@ -249,6 +249,11 @@ def test_e2e_workflow_runs_make_e2e_and_uploads_logs_on_failure() -> None:
     assert on_failure[-1]["with"]["path"].rstrip("/") == "var/e2e"
     assert names.index(make_e2e["name"]) < names.index(on_failure[0]["name"])
     install = next(s["run"] for s in all_steps if "install-kind.sh" in s.get("run", ""))
+    sysctl = next(s["run"] for s in all_steps if "sysctl" in s.get("run", ""))
+    assert sysctl.endswith("fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288")
+    assert names.index(next(s["name"] for s in all_steps if s.get("run") == sysctl)) < (
+        names.index(make_e2e["name"])
+    )
     assert "bash tests/e2e/install-kind.sh .tools/bin" in install
 
 
@@ -351,8 +356,13 @@ exit 0
 
 
 def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
-    """`make e2e` with stand-ins for kind, docker, kubectl and helm (written to tmp_path/bin)."""
+    """`make e2e` with stand-ins for kind, docker, kubectl and helm (written to tmp_path/bin),
+    and inotify limits that pass the prerequisite check whatever this machine's are."""
     make = require_tool("make", "apt-get install make")
+    inotify = tmp_path / "inotify"
+    inotify.mkdir(exist_ok=True)
+    (inotify / "max_user_instances").write_text("8192\n")
+    (inotify / "max_user_watches").write_text("1048576\n")
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     for name in ("kind", "docker", "kubectl", "helm"):
@@ -360,7 +370,8 @@ def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
         (stubs / name).chmod(0o755)
     tools = [f"KIND={stubs / 'kind'}", f"DOCKER={stubs / 'docker'}",
              f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / 'helm'}"]  # fmt: skip
-    return [make, "--no-print-directory", "e2e", *tools, f"E2E_ARTIFACTS={artifacts}", *variables]
+    settings = [f"E2E_ARTIFACTS={artifacts}", f"E2E_INOTIFY_DIR={inotify}"]
+    return [make, "--no-print-directory", "e2e", *tools, *settings, *variables]
 
 
 def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
