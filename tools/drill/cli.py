@@ -12,8 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tools import REPO_ROOT
 from tools.drill.load import DEFAULT_MIX, LoadConfig, default_kinds, parse_mix, run_drill
-from tools.drill.replica import REPO_ROOT, ReplicaReport
+from tools.drill.replica import ReplicaReport
 from tools.drill.results import Summary, render, to_dict, verdict
 from tools.drill.rollout import command_action
 

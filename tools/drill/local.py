@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import REPO_ROOT
 from tools.drill.haproxy import (
     HAProxyProcess,
     HAProxySettings,
@@ -35,7 +36,7 @@ from tools.drill.haproxy import (
     failures_in_log,
 )
 from tools.drill.load import LoadConfig, run_drill
-from tools.drill.replica import REPO_ROOT, SERVICE_COMMAND, Replica, ReplicaReport
+from tools.drill.replica import SERVICE_COMMAND, Replica, ReplicaReport
 from tools.drill.results import Summary, Timeline
 
 STOCK_WORKER_ARGS = ("-k", "uvicorn_worker.UvicornWorker")

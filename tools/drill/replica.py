@@ -14,9 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import REPO_ROOT
 from tools.drill import http
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def gunicorn_path() -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tools import REPO_ROOT
+
+__all__ = ["REPO_ROOT", "MissingPrerequisite", "free_port", "wait_for"]
 
 
 class MissingPrerequisite(RuntimeError):
