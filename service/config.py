@@ -7,10 +7,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/fastapi-app.sqlite3"
+# The project's version (pyproject.toml; a unit test keeps them equal): APP_VERSION's default.
+PACKAGE_VERSION = "0.1.0"
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 # What readiness may depend on; READINESS_REQUIRES names those whose failure makes the
 # pod unready (the others are reported in /health/ready but do not fail it).
@@ -58,6 +67,16 @@ class Settings(BaseSettings):
     # LEAN_OTLP_EXPORTER=false: export spans through the stock OTLPSpanExporter instead of
     # ours (same wire format, slower encoder), e.g. after upgrading the exporter package.
     lean_otlp_exporter: bool = True
+    # Prometheus metrics: the Gunicorn master serves /metrics on 0.0.0.0:METRICS_PORT, never
+    # on PORT (see service/server/metrics_listener.py). METRICS_ENABLED=false: no listener,
+    # nothing recorded. OBSERVABILITY=off switches metrics off too.
+    metrics_enabled: bool = True
+    metrics_port: int = Field(9464, ge=1, le=65535)
+    # Which build answers: GET /version, the X-App-Version header, <service>_build_info,
+    # the trace resource's service.version, the startup_complete line. Set by the image.
+    # Visible ASCII only: the version is also a response header's value.
+    app_version: str = Field(PACKAGE_VERSION, max_length=128, pattern=r"^[!-~]+$")
+    app_revision: str = Field("unknown", max_length=128, pattern=r"^[!-~]+$")
 
     @field_validator("log_level", "observability", mode="before")
     @classmethod
@@ -70,11 +89,23 @@ class Settings(BaseSettings):
         return async_database_url(value)
 
     @field_validator(
-        "redis_url", "admin_token", "web_concurrency", "retry_after_seconds", mode="before"
+        "redis_url",
+        "admin_token",
+        "web_concurrency",
+        "retry_after_seconds",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("app_version", "app_revision", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """An empty build argument (a plain `docker build`) keeps the default."""
+        if value == "" and info.field_name is not None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -121,7 +152,16 @@ class Settings(BaseSettings):
     def _distinct_ports(self) -> Settings:
         if self.admin_port == self.port:
             raise ValueError("ADMIN_PORT: must differ from PORT")
+        if self.metrics_enabled and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT: must differ from PORT")
+        if self.metrics_enabled and self.admin_token and self.metrics_port == self.admin_port:
+            raise ValueError("METRICS_PORT: must differ from ADMIN_PORT")
         return self
+
+    @property
+    def metrics_on(self) -> bool:
+        """Metrics are recorded and served (METRICS_ENABLED, and not OBSERVABILITY=off)."""
+        return self.metrics_enabled and self.observability == "full"
 
     @property
     def effective_retry_after_seconds(self) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import SettingsError, get_settings
+from service.server import metrics_listener
 from service.server.http_limits import (
     HEADER_TIMEOUT_SECONDS,
     LIMIT_REQUEST_FIELD_SIZE,
@@ -22,7 +23,7 @@ from service.server.http_limits import (
     MAX_REQUEST_HEAD_BYTES,
     BoundedHttpToolsProtocol,
 )
-from service.telemetry.logs import logging_config, startup_error_line
+from service.telemetry.logs import get_logger, logging_config, startup_error_line
 
 __all__ = ["HEADER_TIMEOUT_SECONDS", "MAX_REQUEST_HEAD_BYTES"]
 
@@ -96,10 +97,53 @@ logconfig_dict = logging_config(settings.service_name, settings.log_level)
 proc_name = settings.service_name
 
 
+# The workers' metric files (prometheus_client's multiprocess mode): PROMETHEUS_MULTIPROC_DIR
+# when set (its *.db files are removed at start: give this server its own), else a directory
+# of this API port under /tmp, the container's writable tmpfs. See metrics_listener.py.
+metrics_dir_owned = not os.environ.get(metrics_listener.MULTIPROC_ENV)
+metrics_dir = Path(
+    os.environ.get(metrics_listener.MULTIPROC_ENV)
+    or metrics_listener.default_directory(settings.port)
+)
+
+
 def on_starting(server: Any) -> None:
     """SIGINT (Ctrl-C) drains like SIGTERM instead of Gunicorn's quick shutdown; a second
-    SIGINT during the drain still forces the quick one."""
+    SIGINT during the drain still forces the quick one. The metrics directory is set up
+    before the first fork, so every worker inherits it."""
     server.handle_int = server.handle_term
+    if settings.metrics_on:
+        metrics_listener.prepare(metrics_dir)
+
+
+def when_ready(server: Any) -> None:
+    """The API listeners are bound: open the metrics listener (a busy port stops the server,
+    as a busy PORT does)."""
+    if not settings.metrics_on:
+        return
+    from service.telemetry.metrics import BuildInfo
+
+    build_info = BuildInfo(settings.service_name, settings.app_version, settings.app_revision)
+    try:
+        metrics_listener.start(settings.metrics_port, build_info, metrics_dir)
+    except OSError as exc:
+        message = f"METRICS_PORT {settings.metrics_port}: cannot listen ({exc.strerror})"
+        sys.stderr.write(startup_error_line(message, settings.service_name) + "\n")
+        sys.exit(1)
+    get_logger("service.metrics").info(
+        "metrics_listening", port=settings.metrics_port, directory=str(metrics_dir)
+    )
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone (exit, crash or SIGKILL): its live gauges go with it."""
+    if settings.metrics_on:
+        metrics_listener.worker_exited(worker.pid, metrics_dir)
+
+
+def on_exit(server: Any) -> None:
+    if settings.metrics_on:
+        metrics_listener.remove(metrics_dir, owned=metrics_dir_owned)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -113,4 +157,4 @@ def post_fork(server: Any, worker: Any) -> None:
     from service.telemetry.tracing import setup_tracing
 
     if settings.observability == "full":
-        setup_tracing(settings.service_name, settings.lean_otlp_exporter)
+        setup_tracing(settings.service_name, settings.lean_otlp_exporter, settings.app_version)

@@ -15,6 +15,7 @@ from service.api.health import router as health_router
 from service.api.routes.admin import router as admin_router
 from service.api.routes.demo import router as demo_router
 from service.api.routes.items import router as items_router
+from service.api.routes.version import router as version_router
 from service.config import Settings, get_settings
 from service.data.cache import Cache
 from service.data.database import Database
@@ -23,6 +24,7 @@ from service.server.shutdown import GracefulShutdownManager
 from service.server.shutdown_middleware import ShutdownMiddleware
 from service.telemetry.access_log import AccessLogMiddleware
 from service.telemetry.logs import get_logger
+from service.telemetry.metrics import AppMetrics, BuildInfo
 from service.telemetry.tracing import flush_tracing, setup_tracing
 from service.telemetry.tracing_middleware import TracingMiddleware
 
@@ -36,15 +38,21 @@ NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "oper
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if settings.observability == "full":
-        setup_tracing(settings.service_name, settings.lean_otlp_exporter)
+        setup_tracing(settings.service_name, settings.lean_otlp_exporter, settings.app_version)
     database = Database(settings.database_url)
-    cache = Cache(settings.redis_url) if settings.redis_url else None
+    cache = Cache(settings.redis_url, app.state.metrics) if settings.redis_url else None
     try:
         await database.ensure_schema()
     except Exception as exc:  # the readiness probe reports it and retries
         log.warning("database_unavailable_at_startup", error=f"{type(exc).__name__}: {exc}")
     app.state.resources = Resources(settings, database, cache)
-    log.info("startup_complete", database=database.engine.dialect.name, redis=cache is not None)
+    log.info(
+        "startup_complete",
+        database=database.engine.dialect.name,
+        redis=cache is not None,
+        version=settings.app_version,
+        revision=settings.app_revision,
+    )
     yield
     await close_resources(database, cache)
     app.state.shutdown.finish()
@@ -78,9 +86,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown = GracefulShutdownManager(
         settings.grace_period_seconds, settings.shutdown_delay_seconds
     )
+    # Per-worker instruments, served by the Gunicorn master (service/server/metrics_listener.py).
+    app.state.metrics = (
+        AppMetrics(BuildInfo(settings.service_name, settings.app_version, settings.app_revision))
+        if settings.metrics_on
+        else None
+    )
     app.include_router(health_router)
     app.include_router(items_router)
     app.include_router(demo_router)
+    app.include_router(version_router)
     app.include_router(admin_router, include_in_schema=False)  # not part of the public API
     add_error_handlers(app)
     # add_middleware wraps: the last added is the outermost, so the order is
@@ -92,9 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         manager=app.state.shutdown,
         retry_after_seconds=settings.effective_retry_after_seconds,
         message=settings.shutdown_message,
+        metrics=app.state.metrics,
     )
     if settings.observability == "full":
-        app.add_middleware(AccessLogMiddleware, slow_request_ms=settings.slow_request_ms)
+        app.add_middleware(
+            AccessLogMiddleware,
+            slow_request_ms=settings.slow_request_ms,
+            metrics=app.state.metrics,
+            app_version=settings.app_version,
+        )
         app.add_middleware(TracingMiddleware)
     return app
 

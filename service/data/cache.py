@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.telemetry.logs import get_logger
+from service.telemetry.metrics import AppMetrics
 
 log = get_logger(__name__)
 CLOSE_TIMEOUT_SECONDS = 1.5
@@ -32,7 +33,7 @@ _ERRORS = (TimeoutError, RedisError, OSError)
 
 
 class Cache:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics: AppMetrics | None = None) -> None:
         self.client: Redis = Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
@@ -42,6 +43,12 @@ class Cache:
             decode_responses=True,
         )
         self.bypass_until = 0.0
+        self.metrics = metrics
+
+    def _count(self, result: str) -> None:
+        """A read's outcome: hit, miss, or fallback (Redis failed or bypassed)."""
+        if self.metrics is not None:
+            self.metrics.cache[result].inc()
 
     def _bypassed(self) -> bool:
         return time.monotonic() < self.bypass_until
@@ -57,12 +64,15 @@ class Cache:
 
     async def get(self, key: str) -> str | None:
         if self._bypassed():
+            self._count("fallback")
             return None
         try:
             value: Any = await self.client.get(key)
         except _ERRORS as exc:
             self._failed("get", exc)
+            self._count("fallback")
             return None
+        self._count("miss" if value is None else "hit")
         return str(value) if value is not None else None
 
     async def set(self, key: str, value: str) -> None:

@@ -11,6 +11,7 @@ from service.request.context import PROBE_PREFIX
 from service.request.errors import CONNECTION_CLOSE, send_error
 from service.server.shutdown import GracefulShutdownManager, ShutdownState
 from service.telemetry.logs import get_logger
+from service.telemetry.metrics import AppMetrics
 
 log = get_logger("service.shutdown")
 
@@ -22,8 +23,10 @@ class ShutdownMiddleware:
         manager: GracefulShutdownManager,
         retry_after_seconds: int,
         message: str,
+        metrics: AppMetrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.manager = manager
         self.retry_after_seconds = retry_after_seconds
         self.rejection_headers = [
@@ -46,6 +49,8 @@ class ShutdownMiddleware:
             await self.app(scope, receive, self._closing(send))
         except asyncio.CancelledError:
             if manager.state is not ShutdownState.RUNNING:
+                if self.metrics is not None:
+                    self.metrics.cut_requests.inc()
                 log.warning(
                     "request_cut_by_grace_period",
                     method=scope["method"],
@@ -69,6 +74,8 @@ class ShutdownMiddleware:
         return send_closing
 
     async def _reject(self, send: Send) -> None:
+        if self.metrics is not None:
+            self.metrics.refused_requests.inc()
         await send_error(
             send,
             503,

@@ -1,4 +1,5 @@
-"""AccessLogMiddleware: request id, one access line per request, JSON 500 on crashes."""
+"""AccessLogMiddleware: request id, one access line per request, JSON 500 on crashes; the
+request's metrics (duration by route template, active requests) and X-App-Version."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service.request.context import PROBE_PREFIX
 from service.request.errors import send_error
 from service.request.request_id import accept_or_generate
 from service.telemetry.logs import direct_writer, get_logger
+from service.telemetry.metrics import AppMetrics
 
 log = get_logger("service.access")
 ACCESS_EVENT = "request_completed"
@@ -46,9 +48,24 @@ def write_access_line(level: int, fields: dict[str, Any]) -> None:
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp, slow_request_ms: int) -> None:
+    """Also the one place that observes a request's metrics: it already knows the method,
+    the status (500 for a crash) and the duration, and the route template is in the scope
+    once the router has run; a third wrapping middleware would cost a layer per request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        slow_request_ms: int,
+        metrics: AppMetrics | None = None,
+        app_version: str | None = None,
+    ) -> None:
         self.app = app
         self.slow_request_ms = slow_request_ms
+        self.metrics = metrics
+        # Which build answered, on every response (the drill counts them per version).
+        self.version_header = (
+            (b"x-app-version", app_version.encode("ascii")) if app_version else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,15 +83,21 @@ class AccessLogMiddleware:
         request_token = context.request_id.set(request_id)
         user_token = context.user_id.set(None)
         header = (b"x-request-id", request_id.encode())
+        extra_headers = [header] if self.version_header is None else [header, self.version_header]
         status = 500
         response_started = False
+        metrics = self.metrics
+        active = None
+        if metrics is not None:
+            active = metrics.active(scope["method"])
+            active.inc()
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 response_started = True
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:
@@ -92,9 +115,15 @@ class AccessLogMiddleware:
                 error=f"{type(exc).__name__}: {exc}",
             )
             if not response_started:
-                await send_error(send, 500, "Internal Server Error", [header])
+                await send_error(send, 500, "Internal Server Error", extra_headers)
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            seconds = time.perf_counter() - started
+            if metrics is not None and active is not None:
+                active.dec()
+                # The template, never the raw path: "" when no route matched (a 404).
+                route = getattr(scope.get("route"), "path", "")
+                metrics.observe_request(scope["method"], route, status, seconds)
+            duration_ms = round(seconds * 1000, 2)
             self._log(scope, status, duration_ms, user_agent)
             context.request_id.reset(request_token)
             context.user_id.reset(user_token)

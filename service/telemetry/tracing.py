@@ -37,7 +37,9 @@ def otlp_endpoint_configured() -> bool:
     )
 
 
-def setup_tracing(service_name: str, lean_exporter: bool = True) -> TracerProvider:
+def setup_tracing(
+    service_name: str, lean_exporter: bool = True, service_version: str | None = None
+) -> TracerProvider:
     """Create and register this process's TracerProvider (idempotent per process).
 
     Without an OTLP endpoint spans are still created, so every log line inside a
@@ -47,6 +49,9 @@ def setup_tracing(service_name: str, lean_exporter: bool = True) -> TracerProvid
     if _provider is not None:
         return _provider
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
+    # APP_VERSION, unless OTEL_RESOURCE_ATTRIBUTES names service.version itself.
+    if service_version and "service.version=" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        attributes["service.version"] = service_version
     provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     exporting = otlp_endpoint_configured()
     if exporting:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import SettingsError, load_settings
+from service.config import PACKAGE_VERSION, SettingsError, load_settings
 
 
 def test_defaults_need_no_servers() -> None:
@@ -82,3 +82,26 @@ def test_readiness_requires_the_database_by_default_and_redis_on_request() -> No
 def test_readiness_requires_fails_closed(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_app_version_defaults_to_the_project_version() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["version"] == PACKAGE_VERSION
+    settings = load_settings({"APP_VERSION": "", "APP_REVISION": ""})  # a plain docker build
+    assert (settings.app_version, settings.app_revision) == (PACKAGE_VERSION, "unknown")
+    with pytest.raises(SettingsError, match="APP_VERSION"):
+        load_settings({"APP_VERSION": "1.0\r\nX-Evil: 1"})
+
+
+def test_metrics_settings() -> None:
+    settings = load_settings({})
+    assert settings.metrics_port == 9464 and settings.metrics_on
+    assert not load_settings({"METRICS_ENABLED": "false"}).metrics_on
+    assert not load_settings({"OBSERVABILITY": "off"}).metrics_on
+    with pytest.raises(SettingsError, match="METRICS_PORT: must differ from PORT"):
+        load_settings({"PORT": "9000", "METRICS_PORT": "9000"})
+    with pytest.raises(SettingsError, match="METRICS_PORT: must differ from ADMIN_PORT"):
+        load_settings({"ADMIN_TOKEN": "t", "METRICS_PORT": "8001"})
+    assert load_settings({"METRICS_ENABLED": "false", "METRICS_PORT": "8000"}).port == 8000

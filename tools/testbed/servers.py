@@ -167,11 +167,14 @@ class ServiceProcess:
         tmp_dir: Path | None = None,
     ) -> None:
         self.port = free_port()
+        # Its own metrics port (METRICS_PORT defaults to 9464 for every server).
+        self.metrics_port = free_port()
         self.dir = tmp_dir or Path(tempfile.mkdtemp(prefix="svc-test-"))
         self.log_path = self.dir / f"service-{self.port}.log"
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PORT": str(self.port),
+            "METRICS_PORT": str(self.metrics_port),
             "WEB_CONCURRENCY": "2",
             "DATABASE_URL": f"sqlite:///{self.dir}/app-{self.port}.sqlite3",
             **(env or {}),
@@ -182,6 +185,10 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env.get('METRICS_PORT', self.metrics_port)}/metrics"
 
     def start(self, wait: str | None = "/health/live", timeout_s: float = 30) -> ServiceProcess:
         log = self.log_path.open("ab")
