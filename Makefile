@@ -29,10 +29,8 @@ test: lint ## lint, then every test but e2e (CI=true: a missing tool fails)
 test-fast: venv ## the quick loop: no containers, no drill
 	$(BIN)/pytest -m "not container and not drill and not e2e"
 
-lint: venv ## ruff and mypy
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+lint: venv ## the pre-commit hooks on every tracked file: ruff, mypy, shellcheck, yamllint, helm lint
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 fmt: venv ## format and autofix
 	$(BIN)/ruff format .
