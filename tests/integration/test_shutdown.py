@@ -111,7 +111,9 @@ def test_idle_server_exits_promptly(tmp_path: Any) -> None:
     service.signal(signal.SIGTERM)
     assert service.wait(30) == 0
     elapsed = time.monotonic() - sent
-    assert 1.0 <= elapsed < 4.0, elapsed  # the delay, then about a second at most
+    # The delay, then an exit that does not wait for the grace period (about 0.2 s here;
+    # a third of G leaves room for a busy machine and still tells the two apart).
+    assert 1.0 <= elapsed < 10.0, elapsed
 
 
 def test_shutdown_delay_keeps_serving_before_rejecting() -> None:
