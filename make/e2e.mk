@@ -124,8 +124,9 @@ e2e-install:
 e2e-helm-test:
 	$(E2E_H) test $(E2E_RELEASE) --timeout 5m
 
+# E2E_DOCKER: the suite reads each kind node's clock with `docker exec <node> date`.
 e2e-test: venv
-	E2E_REQUIRED=1 $(BIN)/pytest -m e2e tests/e2e -v -s -rs $(E2E_PYTEST_ARGS)
+	E2E_DOCKER='$(DOCKER)' E2E_REQUIRED=1 $(BIN)/pytest -m e2e tests/e2e -v -s -rs $(E2E_PYTEST_ARGS)
 
 e2e-logs: ## save the kind cluster's logs, resources and events under E2E_ARTIFACTS/cluster-logs
 	bash scripts/e2e.sh logs

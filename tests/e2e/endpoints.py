@@ -6,7 +6,10 @@ more: kube-proxy then sends it no new connections. A terminating pod usually sta
 slice for a while with ready=false (serving, terminating), and is removed when it is gone.
 
 preStop exists so that the pod leaves before it gets SIGTERM: the margin (SIGTERM time
-minus leave time, from the pod's own shutdown_started line) must be positive.
+minus leave time, from the pod's own shutdown_started line) must be positive. The log's
+times are the node's clock, converted to this machine's (tests/e2e/clock.py) give or take
+`clock_error_s`; the margin counts only when it is positive by more than that error. (The
+watch delivers a change after it happened, so the true margin is if anything larger.)
 """
 
 from __future__ import annotations
@@ -113,8 +116,9 @@ class PodTiming:
     deleted_at: float | None
     left_at: float | None  # no longer ready in any EndpointSlice
     removed_at: float | None  # in no EndpointSlice any more
-    sigterm_at: float | None  # its shutdown_started line
-    exited_at: float | None  # its last log line (shutdown_complete)
+    sigterm_at: float | None  # its shutdown_started line (on this machine's clock)
+    exited_at: float | None  # its last log line (shutdown_complete; this machine's clock)
+    clock_error_s: float = 0.0  # how far the two log times may be off (node clock)
 
     def events(self) -> list[Event]:
         named = ((LEFT, self.left_at), (REMOVED, self.removed_at), (SIGTERM, self.sigterm_at))
@@ -139,6 +143,11 @@ def timing_problems(timings: Iterable[PodTiming]) -> list[str]:
                 f"{t.pod}: got SIGTERM {-margin:.2f} s before it left the endpoints "
                 "(new connections could still reach a draining pod)"
             )
+        elif margin is not None and margin <= t.clock_error_s:
+            problems.append(
+                f"{t.pod}: got SIGTERM only {margin:.3f} s after it left the endpoints, within "
+                f"the node clock's error (+- {t.clock_error_s:.3f} s): it may have come first"
+            )
     return problems
 
 
@@ -155,9 +164,13 @@ def render_timings(timings: Sequence[PodTiming]) -> list[str]:
     ]
     for t in timings:
         margin = "-" if t.margin_s is None else f"{t.margin_s:.2f}s"
+        margin += f" +-{t.clock_error_s:.3f}s" if t.clock_error_s else ""
         lines.append(
             f"{t.pod:<40} {rel(t, t.left_at):>8}  {rel(t, t.removed_at):>8}  "
             f"{rel(t, t.sigterm_at):>8}  {rel(t, t.exited_at):>8}  {margin:>7}"
         )
-    lines.append("(seconds after the pod was deleted; margin = SIGTERM - left endpoints)")
+    lines.append(
+        "(seconds after the pod was deleted; margin = SIGTERM - left endpoints, +- the error "
+        "of the node clock's offset)"
+    )
     return lines

@@ -45,6 +45,7 @@ class E2ESettings:
     url: str  # the Service's NodePort as seen from this machine
     kubectl: str
     helm: str
+    docker: str  # reads a kind node's clock (`docker exec <node> date`)
     chart: Path
     image_repository: str
     tag: str  # the image tag installed by make e2e
@@ -77,6 +78,7 @@ class E2ESettings:
             url=(env.get("E2E_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             kubectl=_tool(env, "kubectl", "E2E_KUBECTL", (root / ".venv/bin/kubectl",), root),
             helm=_tool(env, "helm", "E2E_HELM", (root / ".tools/bin/helm",), root),
+            docker=_tool(env, "docker", "E2E_DOCKER", (), root),
             chart=path("E2E_CHART", "deploy/helm/fastapi-app"),
             image_repository=env.get("E2E_IMAGE_REPO") or "fastapi-app",
             tag=env.get("E2E_TAG") or "e2e",

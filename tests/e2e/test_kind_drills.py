@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import drill_report, logs
+from tests.e2e import clock, drill_report, logs
 from tests.e2e.cluster import Cluster, EndpointWatch, LogFollower, PodWatch, shell_and
 from tests.e2e.endpoints import PodTiming, render_timings, timing_problems
 from tools.testbed.support import REPO_ROOT
@@ -33,8 +33,12 @@ def run_drill(
     """Run `rollout` beside the drill's load; returns (problems, the report printed)."""
     s = cluster.settings
     cluster.wait_settled(REPLICAS)
-    old = cluster.pod_names()
+    old_pods = cluster.pods()
+    old = [str(p["metadata"]["name"]) for p in old_pods]
     assert len(old) == REPLICAS, old
+    # Log times are their node's clock: measured against this machine's before and after.
+    node_of = {str(p["metadata"]["name"]): str(p["spec"]["nodeName"]) for p in old_pods}
+    offsets = {n: clock.node_offset(s.docker, n) for n in sorted(set(node_of.values()))}
     followers = {pod: LogFollower(cluster, pod).start_following() for pod in old}
     endpoints = EndpointWatch(cluster).start()
     pods = PodWatch(cluster).start()
@@ -65,6 +69,7 @@ def run_drill(
         follower.wait_ended(120)
     history = endpoints.stop()
     pods.stop()
+    offsets = {n: c.join(clock.node_offset(s.docker, n)) for n, c in offsets.items()}
 
     problems: list[str] = []
     if done.returncode != 0:
@@ -85,14 +90,16 @@ def run_drill(
             problems.append(f"{pod}: container ended with {ended}")
         sigterm = logs.sigterm_at(parsed.records)
         last = logs.last_timestamp(parsed.records)
+        node_clock = offsets[node_of[pod]]
         timings.append(
             PodTiming(
                 pod=pod,
                 deleted_at=pods.deleting_at.get(pod),
                 left_at=history.left_at.get(pod),
                 removed_at=history.removed_at.get(pod),
-                sigterm_at=sigterm.timestamp() if sigterm else None,
-                exited_at=last.timestamp() if last else None,
+                sigterm_at=node_clock.to_host(sigterm.timestamp()) if sigterm else None,
+                exited_at=node_clock.to_host(last.timestamp()) if last else None,
+                clock_error_s=node_clock.error_s,
             )
         )
     problems += timing_problems(timings)
@@ -106,6 +113,7 @@ def run_drill(
     summary = [
         f"== {name}: {report.line() if report else 'no drill report'}",
         *table,
+        *(f"{node}: {c.describe()}" for node, c in offsets.items()),
     ]
     (artifacts / f"drill-{name}-endpoints.json").write_text(
         json.dumps([asdict(t) | {"margin_s": t.margin_s} for t in timings], indent=2) + "\n"

@@ -17,6 +17,7 @@ def test_defaults_match_make(tmp_path: Path) -> None:
     )
     assert s.url == "http://127.0.0.1:30080"
     assert (s.kubectl, s.helm) == ("kubectl", "helm")  # nothing in tmp_path/.venv, .tools
+    assert s.docker == "docker"
     assert s.chart == tmp_path / "deploy/helm/fastapi-app"
     assert s.artifacts == tmp_path / "var/e2e"
     assert (s.image_repository, s.tag, s.next_tag) == ("fastapi-app", "e2e", "e2e-next")
@@ -35,6 +36,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
             "KIND_CLUSTER": "mine",
             "E2E_NODE_PORT": "31000",
             "E2E_HELM": "/opt/helm",
+            "E2E_DOCKER": "/usr/local/bin/docker",
             "E2E_ARTIFACTS": "/abs/out",
             "E2E_REQUIRED": "1",
             "E2E_DRILL_RATE": "25",
@@ -43,6 +45,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     )
     assert (s.cluster, s.context, s.url) == ("mine", "kind-mine", "http://127.0.0.1:31000")
     assert (s.kubectl, s.helm) == (str(venv_kubectl), "/opt/helm")
+    assert s.docker == "/usr/local/bin/docker"
     assert s.artifacts == Path("/abs/out") and s.required and s.drill_rate == 25
     assert (
         E2ESettings.from_env({"E2E_CONTEXT": "kind-x", "E2E_URL": "http://h:1/"}).url
