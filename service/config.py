@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # LEAN_OTLP_EXPORTER=false: export spans through the stock OTLPSpanExporter instead of
     # ours (same wire format, slower encoder), e.g. after upgrading the exporter package.
     lean_otlp_exporter: bool = True
+    # OTEL_INSTRUMENT_DEPENDENCIES=false: no child span per SQL statement and Redis command.
+    otel_instrument_dependencies: bool = True
+    # DOWNSTREAM_URL: the service GET /api/downstream calls (its /api/ping); unset = 404.
+    # Connect timeout 1 s (then 502), answer timeout DOWNSTREAM_TIMEOUT_SECONDS (then 504).
+    downstream_url: str | None = None
+    downstream_timeout_seconds: float = Field(2.0, gt=0, le=300)
+    # MIGRATE_ON_START=true: every worker migrates PostgreSQL at start (serialized by an
+    # advisory lock) instead of a migration step before the rollout. The embedded SQLite
+    # always migrates itself at start.
+    migrate_on_start: bool = False
     # Prometheus metrics: the Gunicorn master serves /metrics on 0.0.0.0:METRICS_PORT, never
     # on PORT (see service/server/metrics_listener.py). METRICS_ENABLED=false: no listener,
     # nothing recorded. OBSERVABILITY=off switches metrics off too.
@@ -90,6 +100,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "redis_url",
+        "downstream_url",
         "admin_token",
         "web_concurrency",
         "retry_after_seconds",
@@ -112,6 +123,13 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("downstream_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value
 
     @field_validator("readiness_requires", mode="before")

@@ -14,15 +14,18 @@ from service.api.errors import add_error_handlers
 from service.api.health import router as health_router
 from service.api.routes.admin import router as admin_router
 from service.api.routes.demo import router as demo_router
+from service.api.routes.downstream import router as downstream_router
 from service.api.routes.items import router as items_router
 from service.api.routes.version import router as version_router
 from service.config import Settings, get_settings
 from service.data.cache import Cache
 from service.data.database import Database
+from service.data.downstream import DownstreamClient
 from service.server.body_limit import BodyLimitMiddleware
 from service.server.shutdown import GracefulShutdownManager
 from service.server.shutdown_middleware import ShutdownMiddleware
 from service.telemetry.access_log import AccessLogMiddleware
+from service.telemetry.dependency_spans import instrument_engine
 from service.telemetry.logs import get_logger
 from service.telemetry.metrics import AppMetrics, BuildInfo
 from service.telemetry.tracing import flush_tracing, setup_tracing
@@ -40,12 +43,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.observability == "full":
         setup_tracing(settings.service_name, settings.lean_otlp_exporter, settings.app_version)
     database = Database(settings.database_url)
-    cache = Cache(settings.redis_url, app.state.metrics) if settings.redis_url else None
-    try:
-        await database.ensure_schema()
-    except Exception as exc:  # the readiness probe reports it and retries
-        log.warning("database_unavailable_at_startup", error=f"{type(exc).__name__}: {exc}")
-    app.state.resources = Resources(settings, database, cache)
+    trace_dependencies = settings.observability == "full" and settings.otel_instrument_dependencies
+    if trace_dependencies:
+        instrument_engine(database.engine.sync_engine)
+    cache = (
+        Cache(settings.redis_url, app.state.metrics, trace_commands=trace_dependencies)
+        if settings.redis_url
+        else None
+    )
+    downstream = (
+        DownstreamClient(settings.downstream_url, settings.downstream_timeout_seconds)
+        if settings.downstream_url
+        else None
+    )
+    # The app runs no DDL on PostgreSQL: the migration step does (python -m
+    # service.data.migrate); readiness waits for it. The embedded SQLite migrates itself,
+    # and MIGRATE_ON_START=true does the same for PostgreSQL (each worker; serialized).
+    if database.embedded or settings.migrate_on_start:
+        from service.data.migrate import migrate_at_start  # Alembic only where it is used
+
+        await migrate_at_start(settings.database_url)
+    app.state.resources = Resources(settings, database, cache, downstream)
     log.info(
         "startup_complete",
         database=database.engine.dialect.name,
@@ -54,12 +72,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         revision=settings.app_revision,
     )
     yield
-    await close_resources(database, cache)
+    await close_resources(database, cache, downstream)
     app.state.shutdown.finish()
 
 
-async def close_resources(database: Database, cache: Cache | None) -> None:
-    """Close the database pool, then Redis; each bounded, each logged."""
+async def close_resources(
+    database: Database, cache: Cache | None, downstream: DownstreamClient | None = None
+) -> None:
+    """Close the database pool, then Redis, then the downstream client; each bounded,
+    each logged."""
     try:
         await database.close()
         log.info("database_closed")
@@ -71,6 +92,12 @@ async def close_resources(database: Database, cache: Cache | None) -> None:
             log.info("redis_closed")
         except Exception as exc:
             log.error("redis_close_failed", error=f"{type(exc).__name__}: {exc}")
+    if downstream is not None:
+        try:
+            await downstream.close()
+            log.info("downstream_client_closed")
+        except Exception as exc:
+            log.error("downstream_client_close_failed", error=f"{type(exc).__name__}: {exc}")
     flush_tracing()
 
 
@@ -95,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(items_router)
     app.include_router(demo_router)
+    app.include_router(downstream_router)
     app.include_router(version_router)
     app.include_router(admin_router, include_in_schema=False)  # not part of the public API
     add_error_handlers(app)

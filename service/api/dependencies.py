@@ -1,4 +1,5 @@
-"""The app's shared resources (database, cache) and their FastAPI dependency aliases."""
+"""The app's shared resources (database, cache, downstream client) and their FastAPI
+dependency aliases."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import Depends, Request
 from service.config import Settings
 from service.data.cache import Cache
 from service.data.database import Database
+from service.data.downstream import DownstreamClient
 
 
 @dataclass
@@ -17,6 +19,7 @@ class Resources:
     settings: Settings
     database: Database
     cache: Cache | None
+    downstream: DownstreamClient | None = None
 
 
 def get_resources(request: Request) -> Resources:

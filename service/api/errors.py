@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from service.api.routes.admin import admin_hidden
+from service.data.downstream import DownstreamError
 from service.request.errors import error_body
 from service.telemetry.logs import get_logger
 
@@ -41,6 +42,12 @@ async def dependency_unavailable(request: Request, exc: Exception) -> Response:
         "database_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}"[:500]
     )
     return json_error(503, "database unavailable, retry later", {"Retry-After": "1"})
+
+
+async def downstream_error(request: Request, exc: DownstreamError) -> Response:
+    """A downstream that is down (502) or slow (504): logged, answered in the error shape."""
+    log.warning("downstream_unavailable", path=request.url.path, error=str(exc)[:500])
+    return json_error(exc.status_code, str(exc))
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -86,6 +93,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 def add_error_handlers(app: FastAPI) -> None:
     for error in DEPENDENCY_ERRORS:
         app.add_exception_handler(error, dependency_unavailable)
+    app.add_exception_handler(DownstreamError, downstream_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, internal_error)

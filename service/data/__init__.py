@@ -1,1 +1,2 @@
-"""Where the data lives: the SQL database (SQLAlchemy async) and the Redis cache."""
+"""Where the data comes from: the SQL database (SQLAlchemy async), the Redis cache, and
+the downstream service (httpx)."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from service.telemetry.dependency_spans import mark_failed, redis_span
 from service.telemetry.logs import get_logger
 from service.telemetry.metrics import AppMetrics
 
@@ -33,7 +37,9 @@ _ERRORS = (TimeoutError, RedisError, OSError)
 
 
 class Cache:
-    def __init__(self, url: str, metrics: AppMetrics | None = None) -> None:
+    def __init__(
+        self, url: str, metrics: AppMetrics | None = None, trace_commands: bool = False
+    ) -> None:
         self.client: Redis = Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
@@ -44,6 +50,18 @@ class Cache:
         )
         self.bypass_until = 0.0
         self.metrics = metrics
+        self.trace_commands = trace_commands
+        kwargs = self.client.connection_pool.connection_kwargs
+        self.server = {
+            "server.address": kwargs.get("host", "localhost"),
+            "server.port": kwargs.get("port", 6379),
+        }
+
+    def _span(self, command: str) -> AbstractContextManager[trace.Span]:
+        """A span for the command (OTEL_INSTRUMENT_DEPENDENCIES), or nothing."""
+        return (
+            redis_span(command, self.server) if self.trace_commands else nullcontext(INVALID_SPAN)
+        )
 
     def _count(self, result: str) -> None:
         """A read's outcome: hit, miss, or fallback (Redis failed or bypassed)."""
@@ -65,28 +83,34 @@ class Cache:
     async def get(self, key: str) -> str | None:
         if self._bypassed():
             self._count("fallback")
+            trace.get_current_span().add_event("cache_bypassed", {"app.cache.fallback": "database"})
             return None
-        try:
-            value: Any = await self.client.get(key)
-        except _ERRORS as exc:
-            self._failed("get", exc)
-            self._count("fallback")
-            return None
+        with self._span("GET") as span:
+            try:
+                value: Any = await self.client.get(key)
+            except _ERRORS as exc:
+                mark_failed(span, exc, fallback="database")
+                self._failed("get", exc)
+                self._count("fallback")
+                return None
         self._count("miss" if value is None else "hit")
         return str(value) if value is not None else None
 
     async def set(self, key: str, value: str) -> None:
         if self._bypassed():
             return
-        try:
-            await self.client.set(key, value, ex=TTL_SECONDS)
-        except _ERRORS as exc:
-            self._failed("set", exc)
+        with self._span("SET") as span:
+            try:
+                await self.client.set(key, value, ex=TTL_SECONDS)
+            except _ERRORS as exc:
+                mark_failed(span, exc)
+                self._failed("set", exc)
 
     async def ping(self) -> float:
         """Always asks Redis (the readiness probe must see it come back)."""
         started = time.perf_counter()
-        await self.client.ping()
+        with self._span("PING"):
+            await self.client.ping()
         return (time.perf_counter() - started) * 1000
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for the telemetry unit tests."""
+"""Fixtures shared by the unit tests."""
 
 from __future__ import annotations
 
