@@ -183,6 +183,7 @@ def backing_servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
     redis = RedisServer()
     try:
         postgres.start()
+        postgres.migrate()
         redis.start()
         yield postgres, redis
     finally:

@@ -17,6 +17,7 @@ from tools.testbed.support import MissingPrerequisite
 def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
+    server.migrate()  # as a deploy does before the app serves: the app runs no DDL
     yield server
     server.destroy()
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text, event, select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.data.schema import SchemaCheck
 from service.telemetry.logs import get_logger
 
 log = get_logger(__name__)
@@ -48,35 +48,21 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.schema_ready = False
+        # The schema comes from the migrations (service/data/migrations), never from here:
+        # the app runs no DDL on PostgreSQL. Readiness checks the revision.
+        self.schema = SchemaCheck(self.engine)
 
-    async def ensure_schema(self) -> None:
-        """Create the items table if missing; safe when several workers race."""
-        if self.schema_ready:
-            return
-        try:
-            async with self.engine.begin() as conn:
-                await conn.run_sync(Base.metadata.create_all)
-        except SQLAlchemyError:
-            # Another worker created it between our check and our CREATE.
-            async with self.engine.connect() as conn:
-                exists = await conn.run_sync(
-                    lambda sync: sync.dialect.has_table(sync, Item.__tablename__)
-                )
-            if not exists:
-                raise
-        self.schema_ready = True
+    @property
+    def embedded(self) -> bool:
+        """SQLite: the app migrates it itself at start (no migration step to run)."""
+        return self.engine.dialect.name == "sqlite"
 
     async def ping(self) -> float:
-        """Round trip `SELECT 1`; returns latency in ms. Creates the schema once the
-        database answers, so a database that came up after us is fully usable."""
+        """Round trip `SELECT 1`; returns latency in ms."""
         started = time.perf_counter()
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        latency_ms = (time.perf_counter() - started) * 1000
-        if not self.schema_ready:
-            await self.ensure_schema()
-        return latency_ms
+        return (time.perf_counter() - started) * 1000
 
     async def close(self) -> None:
         await asyncio.wait_for(self.engine.dispose(), CLOSE_TIMEOUT_SECONDS)

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,6 +67,17 @@ class PostgresServer:
     @property
     def url(self) -> str:
         return f"postgresql://app@127.0.0.1:{self.port}/postgres"
+
+    def migrate(self, cwd: Path = REPO_ROOT) -> None:
+        """Migrate the database as a deploy does (the app itself runs no DDL on PostgreSQL)."""
+        subprocess.run(
+            [sys.executable, "-m", "service.data.migrate"],
+            cwd=cwd,
+            env={**os.environ, "DATABASE_URL": self.url, "LOG_LEVEL": "warning"},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self) -> None:
         self.process = subprocess.Popen(
