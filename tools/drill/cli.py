@@ -17,6 +17,7 @@ from tools.drill.load import DEFAULT_MIX, LoadConfig, default_kinds, parse_mix, 
 from tools.drill.replica import ReplicaReport
 from tools.drill.results import Summary, render, to_dict, verdict
 from tools.drill.rollout import command_action
+from tools.drill.timeline_png import series, write_beside
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -177,6 +178,8 @@ def report(
             **(extra or {}),
         }
         json_path.write_text(json.dumps(payload, indent=2) + "\n")
+        if "timeline" in payload:  # the picture beside it (tools/drill/timeline_png.py)
+            write_beside(json_path, payload)
     return EXIT_PASS if passed else EXIT_FAIL
 
 
@@ -193,6 +196,7 @@ async def _load(args: argparse.Namespace) -> int:
         outcome.summary,
         problems,
         json_path=args.json,
+        extra={"timeline": series(outcome.results)},
     )
 
 
@@ -248,7 +252,11 @@ async def _local(args: argparse.Namespace) -> int:
         haproxy_failures=outcome.haproxy_failures,
         json_path=args.json,
         title_printed=True,
-        extra={"control": args.control, "settings": asdict(settings) | {"cwd": "", "command": []}},
+        extra={
+            "control": args.control,
+            "settings": asdict(settings) | {"cwd": "", "command": []},
+            "timeline": series(outcome.results),
+        },
     )
 
 

@@ -37,7 +37,7 @@ from tools.drill.haproxy import (
 )
 from tools.drill.load import LoadConfig, run_drill
 from tools.drill.replica import SERVICE_COMMAND, Replica, ReplicaReport
-from tools.drill.results import Summary, Timeline
+from tools.drill.results import RequestResult, Summary, Timeline
 
 STOCK_WORKER_ARGS = ("-k", "uvicorn_worker.UvicornWorker")
 CLEANUP_MARGIN_S = 5.0  # C in the timeline: lifespan clean-up budget plus margin
@@ -108,6 +108,7 @@ class LocalOutcome:
     problems: list[str]
     haproxy_failures: dict[str, int]  # "server status termination" -> count
     workdir: str
+    results: list[RequestResult] = field(default_factory=list)  # every request, for pictures
 
 
 def create_sqlite_database(path: Path) -> None:
@@ -279,4 +280,5 @@ async def run_local(
             f"{f.server} {f.status} {f.termination}": n for f, n in failed.most_common()
         },
         workdir=str(workdir) if settings.keep_dir else "",
+        results=outcome.results,
     )
