@@ -35,6 +35,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text, default=None)
+    category: Mapped[str | None] = mapped_column(Text, default=None)  # revision 0002
     created_by: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=lambda: datetime.now(UTC)
@@ -76,13 +77,21 @@ class Database:
             rows = await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
             return list(rows)
 
-    async def add_item(self, name: str, description: str | None, created_by: str | None) -> Item:
+    async def add_item(
+        self,
+        name: str,
+        description: str | None,
+        created_by: str | None,
+        category: str | None = None,
+    ) -> Item:
         async with (
             asyncio.timeout(OPERATION_TIMEOUT_SECONDS),
             self.sessions() as session,
             session.begin(),
         ):
-            item = Item(name=name, description=description, created_by=created_by)
+            item = Item(
+                name=name, description=description, created_by=created_by, category=category
+            )
             session.add(item)
         return item
 

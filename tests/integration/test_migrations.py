@@ -177,8 +177,11 @@ def test_readiness_waits_for_the_migration_and_the_app_runs_no_ddl(database: str
         )
         ready = httpx.get(f"{service.url}/health/ready", timeout=5).json()
         assert ready["checks"]["schema"]["revision"] == HEAD
-        created = httpx.post(f"{service.url}/api/items", json={"name": "after"}, timeout=5)
+        body = {"name": "after", "category": "books"}  # revision 0002's column, via the API
+        created = httpx.post(f"{service.url}/api/items", json=body, timeout=5)
         assert created.status_code == 201, created.text
+        read = httpx.get(f"{service.url}/api/items/{created.json()['id']}", timeout=5).json()
+        assert read["category"] == "books"
     finally:
         service.stop()
 

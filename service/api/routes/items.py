@@ -37,6 +37,9 @@ class ItemIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     description: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    # Schema revision 0002. The previous release refuses it (extra="forbid"): clients send
+    # it once every pod runs this code.
+    category: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
 
 
 class ItemOut(BaseModel):
@@ -45,6 +48,8 @@ class ItemOut(BaseModel):
     id: int
     name: str
     description: str | None
+    # A default: item JSON cached in Redis by the previous release has no category.
+    category: str | None = None
     created_by: str | None
     created_at: datetime
 
@@ -68,7 +73,7 @@ async def list_items(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE_RESPONSES)
 async def create_item(item: ItemIn, resources: ResourcesDep, user: CurrentUser) -> ItemOut:
-    created = await resources.database.add_item(item.name, item.description, user)
+    created = await resources.database.add_item(item.name, item.description, user, item.category)
     return ItemOut.model_validate(created)
 
 

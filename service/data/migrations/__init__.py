@@ -12,7 +12,7 @@ from pathlib import Path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 
