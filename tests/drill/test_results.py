@@ -175,3 +175,18 @@ def test_failures_on_kept_alive_connections_are_told_apart() -> None:
     s = summarize([reused, fresh], duration_s=1, target_rate=2)
     assert s.error_details == {"reset/econnreset": 1, "reset/econnreset (reused conn)": 1}
     assert s.errors["reset"] == 2
+
+
+def test_answers_are_counted_per_version_and_over_time() -> None:
+    results = [
+        RequestResult(i, "fast", i / 10, 0.01, status=200, version="old" if i < 60 else "new")
+        for i in range(100)
+    ] + [RequestResult(100, "fast", 9.9, 0.01, error=ErrorKind.REFUSED, detail="x")]
+    summary = summarize(results, duration_s=10, target_rate=10)
+    assert summary.by_version == {"new": 40, "old": 60}
+    assert summary.by_version_over_time[0] == (0, {"old": 10})
+    assert summary.by_version_over_time[6] == (6, {"new": 10})
+    assert sum(sum(c.values()) for _, c in summary.by_version_over_time) == 100
+    text = "\n".join(render(summary))
+    assert "answered by ver. new 40, old 60" in text
+    assert summarize(results[:3], duration_s=1, target_rate=1).by_version_over_time[0][0] == 0

@@ -21,6 +21,7 @@ from tools.drill.errors import ErrorKind, Failure, classify
 from tools.drill.results import RequestResult, Summary, Timeline, summarize
 
 SERVER_HEADER = "x-drill-server"
+VERSION_HEADER = "x-app-version"  # the service's APP_VERSION, on every response
 
 
 @dataclass(frozen=True)
@@ -195,12 +196,14 @@ class LoadGenerator:
         status: int | None = None
         failure: Failure | None = None
         server = ""
+        version = ""
         async with self._slots:
             try:
                 conn, reused = await self._checkout()
                 response = await http.request(conn, data, kind.method, kind.timeout_s)
                 status = response.status
                 server = response.headers.get(SERVER_HEADER, "")
+                version = response.headers.get(VERSION_HEADER, "")
                 if response.keep_alive:
                     self._idle.append(conn)
                 else:
@@ -220,6 +223,7 @@ class LoadGenerator:
                 error=failure.kind if failure else None,
                 detail=failure.detail if failure else "",
                 server=server,
+                version=version,
                 reused=reused,
             )
         )

@@ -41,6 +41,7 @@ from tools.drill.results import RequestResult, Summary, Timeline
 
 STOCK_WORKER_ARGS = ("-k", "uvicorn_worker.UvicornWorker")
 CLEANUP_MARGIN_S = 5.0  # C in the timeline: lifespan clean-up budget plus margin
+OLD_VERSION, NEW_VERSION = "old", "new"  # APP_VERSION of the replaced and the new replicas
 
 
 @dataclass
@@ -142,7 +143,8 @@ class LocalDrill:
         self.s = settings
         self.workdir = workdir
         n = settings.replicas
-        ports = allocate_ports(2 * n + 1)
+        # The frontend, each replica's API port and each replica's METRICS_PORT.
+        ports = allocate_ports(4 * n + 1)
         self.frontend_port = ports[0]
         self.url = f"http://127.0.0.1:{self.frontend_port}"
         env = settings.replica_env(workdir)
@@ -150,7 +152,13 @@ class LocalDrill:
             Replica(
                 name=f"r{i + 1}",
                 port=ports[1 + i],
-                env=env,
+                # The first n replicas run the old version, their replacements the new one,
+                # so the report shows the traffic move (X-App-Version of every response).
+                env={
+                    **env,
+                    "APP_VERSION": OLD_VERSION if i < n else NEW_VERSION,
+                    "METRICS_PORT": str(ports[1 + 2 * n + i]),
+                },
                 log_path=workdir / f"r{i + 1}.log",
                 command=settings.replica_command(),
                 cwd=settings.cwd,

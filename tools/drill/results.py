@@ -29,6 +29,7 @@ class RequestResult:
     detail: str = ""  # error detail, e.g. "closed_before_response"
     server: str = ""  # who answered, when the proxy says so (X-Drill-Server)
     reused: bool = False  # sent on a kept-alive connection
+    version: str = ""  # which build answered (the service's X-App-Version header)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +150,10 @@ class Summary:
     max_send_lag_ms: float  # how late the client sent its worst request (client saturation)
     events: list[Event]
     started_at: float  # wall clock (Unix seconds) of t=0, to line events up with logs
+    # Answered requests per X-App-Version ("" = no header), overall and per time slice
+    # ([slice start s, {version: count}]), so the traffic's move to the new version shows.
+    by_version: dict[str, int] = field(default_factory=dict)
+    by_version_over_time: list[tuple[int, dict[str, int]]] = field(default_factory=list)
 
 
 def summarize(
@@ -190,7 +195,24 @@ def summarize(
         max_send_lag_ms=round(max(send_lags_s, default=0.0) * 1000, 1),
         events=list(events),
         started_at=started_at,
+        by_version=dict(sorted(Counter(r.version for r in answered).items())),
+        by_version_over_time=versions_over_time(answered, duration_s),
     )
+
+
+def versions_over_time(
+    answered: Sequence[RequestResult], duration_s: float, slices: int = 10
+) -> list[tuple[int, dict[str, int]]]:
+    """Answered requests per version in about `slices` equal slices of the run (whole
+    seconds each); versions that never answered are left out, so does a run without them."""
+    if not any(r.version for r in answered):
+        return []
+    width = max(1, math.ceil(duration_s / slices))
+    buckets: dict[int, Counter[str]] = {}
+    for r in answered:
+        start = int(r.due_s // width) * width
+        buckets.setdefault(start, Counter())[r.version] += 1
+    return [(start, dict(sorted(counts.items()))) for start, counts in sorted(buckets.items())]
 
 
 def verdict(summary: Summary, *, expect_failures: bool = False, min_requests: int = 0) -> list[str]:
@@ -231,6 +253,16 @@ def render(summary: Summary, *, show_events: bool = True) -> list[str]:
         lines.append(
             f"                 {kind:<12} {stats.count:>8,} {_fmt_ms(stats.p50_ms):>8} "
             f"{_fmt_ms(stats.p99_ms):>8} {_fmt_ms(stats.max_ms):>8}"
+        )
+    if summary.by_version:
+        lines.append(
+            "answered by ver. "
+            + ", ".join(f"{k or '(none)'} {v:,}" for k, v in summary.by_version.items())
+        )
+    for start, counts in summary.by_version_over_time:
+        lines.append(
+            f"  t={start:>4}s       "
+            + ", ".join(f"{k or '(none)'} {v:,}" for k, v in counts.items())
         )
     if summary.by_server:
         lines.append(
