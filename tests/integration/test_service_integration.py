@@ -190,6 +190,7 @@ def test_make_run_serves_items_with_no_servers(tmp_path: object) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env["PORT"] = str(port)
+    env["METRICS_PORT"] = str(free_port())  # not the default 9464 another server may hold
     process = subprocess.Popen(
         ["make", "run"],
         cwd=REPO_ROOT,
