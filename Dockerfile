@@ -44,7 +44,8 @@ RUN --mount=type=secret,id=pip_conf,target=/run/secrets/pip.conf \
     && find /opt/venv -depth -type d -name __pycache__ -exec rm -rf {} + \
     && env -u PYTHONDONTWRITEBYTECODE /opt/venv/bin/python -c "import asyncpg, aiosqlite, \
 fastapi, fastapi.responses, greenlet, gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.glogging, \
-httptools, opentelemetry.sdk.trace, opentelemetry.sdk.trace.export, opentelemetry.sdk.resources, \
+httptools, prometheus_client, prometheus_client.multiprocess, prometheus_client.openmetrics.exposition, \
+opentelemetry.sdk.trace, opentelemetry.sdk.trace.export, opentelemetry.sdk.resources, \
 opentelemetry.exporter.otlp.proto.http.trace_exporter, pydantic, pydantic_settings, redis.asyncio, \
 sqlalchemy.ext.asyncio, sqlalchemy.orm, sqlalchemy.dialects.postgresql.asyncpg, \
 sqlalchemy.dialects.sqlite.aiosqlite, uvicorn.server, uvicorn.loops.uvloop, \
@@ -73,17 +74,23 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
-ARG VERSION=0.1.0
-ARG REVISION=unknown
+# Which build this is: `make image` passes the project version (pyproject.toml) and
+# `git rev-parse --short HEAD`. The app reports them (GET /version, X-App-Version,
+# <service>_build_info, the traces' service.version); the chart sets APP_VERSION to the tag.
+ARG APP_VERSION=0.1.0
+ARG APP_REVISION=unknown
 ARG SOURCE_URL=https://github.com/OWNER/fastapi-app
+ENV APP_VERSION=${APP_VERSION} \
+    APP_REVISION=${APP_REVISION}
 LABEL org.opencontainers.image.title="fastapi-app" \
       org.opencontainers.image.description="FastAPI service kit for Kubernetes: JSON logs with trace ids, real health checks, graceful shutdown" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${APP_VERSION}" \
+      org.opencontainers.image.revision="${APP_REVISION}" \
       org.opencontainers.image.source="${SOURCE_URL}"
 
 USER 10001:10001
-EXPOSE 8000
+# 8000: the API (PORT); 9464: /metrics (METRICS_PORT), served by the Gunicorn master.
+EXPOSE 8000 9464
 # The app's own Python, no curl: exit 0 only for a 2xx from /health/live (proxy settings ignored).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.build_opener(r.ProxyHandler({})).open('http://127.0.0.1:%s/health/live' % os.environ.get('PORT', '8000'), timeout=2)"]

@@ -37,8 +37,8 @@ image: ## build the app image (IMAGE, default fastapi-app:local; STANDINS=1: loc
 	@secrets="$$($(HOST_PYTHON) tests/container/standins/pip_secrets.py .tools/build-secrets)"; \
 	set -x; DOCKER_BUILDKIT=1 $(DOCKER) build $$secrets \
 		--build-arg BASE_IMAGE=$(BASE_IMAGE) \
-		--build-arg VERSION=$(IMAGE_VERSION) \
-		--build-arg REVISION=$(IMAGE_REVISION) \
+		--build-arg APP_VERSION=$(IMAGE_VERSION) \
+		--build-arg APP_REVISION=$(IMAGE_REVISION) \
 		$(if $(IMAGE_SOURCE),--build-arg SOURCE_URL=$(IMAGE_SOURCE)) \
 		-t $(IMAGE) .
 	@$(DOCKER) image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
