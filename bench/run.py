@@ -6,7 +6,8 @@ OTLP/HTTP receiver per variant:
   bare   OBSERVABILITY=off: no tracing, no access log (request id and shutdown middleware
          stay, as in the product)
   full   the product's default: a server span per request at 100% sampling, exported
-         through a BatchSpanProcessor and the OTLP/HTTP exporter; the JSON access log
+         through a BatchSpanProcessor and the OTLP/HTTP exporter; the JSON access log;
+         Prometheus metrics (request duration histogram, active requests)
   stock  bare plus the contrib opentelemetry-instrumentation-fastapi (bench/stock_app.py),
          exporting the same way; no access log
   stock-lean  stock with its leanest option, exclude_spans=["receive", "send"] (no
@@ -14,6 +15,7 @@ OTLP/HTTP receiver per variant:
 Two more, on request (--variants), show where full's cost goes:
   full-no-export      full with OTEL_TRACES_EXPORTER=none: spans made, never exported
   full-no-access-log  full with LOG_LEVEL=warning: no access line, all else as full
+  full-no-metrics     full with METRICS_ENABLED=false: nothing recorded, no listener
 Each round loads every route with every variant in turn (the order rotates from round
 to round) with wrk for the same time; figures are medians over the rounds, and ratios are
 taken within a round, so slow phases of a shared machine hit both sides of a ratio.
@@ -54,7 +56,7 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 VARIANTS = ("bare", "full", "stock", "stock-lean")
 # Where full's cost goes (`make bench BENCH_ARGS="--variants bare,full,full-no-export,
 # full-no-access-log"`): full minus one part each, side by side with the others.
-BREAKDOWN_VARIANTS = ("full-no-export", "full-no-access-log")
+BREAKDOWN_VARIANTS = ("full-no-export", "full-no-access-log", "full-no-metrics")
 # Start-up and shutdown are measured for the product's two modes only.
 LIFECYCLE_VARIANTS = ("bare", "full")
 ROUTES = ("/api/ping", "/api/items/{id}")
@@ -136,6 +138,9 @@ def make_variant(name: str) -> Variant:
     if name == "full-no-access-log":  # info level off: no access line, the rest as full
         env = {"LOG_LEVEL": "warning"}
         return Variant(name, "service.main:app", "full", CountingReceiver(), env)
+    if name == "full-no-metrics":  # what the Prometheus metrics cost per request
+        env = {"METRICS_ENABLED": "false"}
+        return Variant(name, "service.main:app", "full", CountingReceiver(), env, access_log=True)
     if name == "stock":
         return Variant(name, "bench.stock_app:app", "off", CountingReceiver())
     if name == "stock-lean":
