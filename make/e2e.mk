@@ -17,7 +17,8 @@
 #   e2e-helm-test  helm test (the chart's readiness check through the Service)
 #   e2e-test       pytest -m e2e tests/e2e: readiness through the NodePort, trace ids in the
 #                  pods' JSON logs, a pod deleted during a long request, rolling-update drills
-#                  under load (tools/drill), the kustomize prod overlay
+#                  under load (tools/drill; a JSON report and a timeline picture each), the
+#                  kustomize prod overlay
 # If a step fails, e2e-logs saves the cluster's logs under E2E_ARTIFACTS/cluster-logs. At the
 # end the cluster is deleted if make e2e created it, unless E2E_KEEP=1; a cluster that was
 # there before (KIND_CLUSTER=yours) is left alone; so it is when make e2e is interrupted
@@ -125,7 +126,8 @@ e2e-helm-test:
 	$(E2E_H) test $(E2E_RELEASE) --timeout 5m
 
 # E2E_DOCKER: the suite reads each kind node's clock with `docker exec <node> date`.
-e2e-test: venv
+# $(BENCH_STAMP): matplotlib, for the timeline picture beside each drill report.
+e2e-test: venv $(BENCH_STAMP)
 	E2E_DOCKER='$(DOCKER)' E2E_REQUIRED=1 $(BIN)/pytest -m e2e tests/e2e -v -s -rs $(E2E_PYTEST_ARGS)
 
 e2e-logs: ## save the kind cluster's logs, resources and events under E2E_ARTIFACTS/cluster-logs

@@ -122,6 +122,7 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     data = report["timeline"]
     summary = report.get("summary") or {}
@@ -190,6 +191,9 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
     ax_p99.plot(px, py, color="#444444", lw=1.2, marker=".", ms=3)
     if py and max(py) / max(min(py), 0.01) > 20:
         ax_p99.set_yscale("log")
+        ax_p99.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax_p99.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_p99.yaxis.set_minor_formatter(NullFormatter())
     ax_p99.set_ylabel(f"p99 ms per {window:g} s\n({', '.join(data['p99_kinds'])})", fontsize=8)
 
     # 4. Replicas: one row each, life as a line, events as markers.
