@@ -175,12 +175,19 @@ def app_container(deployment: Manifest) -> Manifest:
     return found
 
 
-def shutdown_summary(deployment: Manifest, config: dict[str, str]) -> str:
+def pod_env(deployment: Manifest) -> dict[str, str]:
+    """The app container's literal env values (the shutdown numbers live there, beside T)."""
+    env: list[Manifest] = app_container(deployment).get("env", [])
+    return {e["name"]: e["value"] for e in env if "value" in e}
+
+
+def shutdown_summary(deployment: Manifest) -> str:
     pod = deployment["spec"]["template"]["spec"]
     pre_stop = app_container(deployment).get("lifecycle", {}).get("preStop")
     sleep = f"`{' '.join(pre_stop['exec']['command'])}`" if pre_stop else "none"
+    grace = pod_env(deployment)["GRACE_PERIOD_SECONDS"]
     return (
-        f"# Shutdown: preStop {sleep} (P), GRACE_PERIOD_SECONDS={config['GRACE_PERIOD_SECONDS']}"
+        f"# Shutdown: preStop {sleep} (P), GRACE_PERIOD_SECONDS={grace}"
         f" (G), terminationGracePeriodSeconds={pod['terminationGracePeriodSeconds']}\n"
         "# (T >= P + G + C). The chart's README explains the timeline.\n"
     )
@@ -215,7 +222,7 @@ def base_files(objects: list[Manifest]) -> dict[str, str]:
         obj = convert(by_kind[kind][0])
         name = file_name(kind)
         resources.append(name)
-        note = shutdown_summary(obj, config) if kind == "Deployment" else ""
+        note = shutdown_summary(obj) if kind == "Deployment" else ""
         files[name] = HEADER + note + dump(obj)
     files["config.env"] = (
         HEADER

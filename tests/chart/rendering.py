@@ -72,10 +72,28 @@ class Result:
         (container,) = [c for c in containers if c["name"] == "app"]
         return container
 
-    def env(self) -> dict[str, str]:
-        """The app's non-secret environment: the ConfigMap's data."""
+    def config(self) -> dict[str, str]:
+        """The ConfigMap's data (the app's non-secret environment but the shutdown numbers)."""
         data: dict[str, str] = self.one("ConfigMap")["data"]
         return data
+
+    def pod_env(self) -> dict[str, str]:
+        """The app container's `env` entries that carry a literal value."""
+        env: list[Manifest] = self.app_container().get("env", [])
+        return {e["name"]: e["value"] for e in env if "value" in e}
+
+    def secret_refs(self) -> dict[str, Manifest]:
+        """The app container's `env` entries read from a Secret: name -> secretKeyRef."""
+        env: list[Manifest] = self.app_container().get("env", [])
+        return {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in env
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+
+    def env(self) -> dict[str, str]:
+        """The app's non-secret environment as it starts: the ConfigMap, then the pod's env."""
+        return {**self.config(), **self.pod_env()}
 
 
 @cache

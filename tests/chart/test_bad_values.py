@@ -11,6 +11,8 @@ from tests.chart.rendering import render_error, template
 pytestmark = pytest.mark.chart
 
 SCHEMA = "values don't meet the specifications of the schema(s)"
+# A database for the cases that run more than one pod (the chart refuses SQLite there).
+DB = {"databaseUrl": "postgresql://u:p@db:5432/app"}
 
 CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
@@ -99,18 +101,126 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "PDB that blocks drains",
-        {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 3}},
-        ["podDisruptionBudget.minAvailable (3) leaves no pod of 3 evictable"],
+        {"replicaCount": 3, "secret": DB, "podDisruptionBudget": {"minAvailable": 3}},
+        ["podDisruptionBudget.minAvailable (3) leaves no pod of 3 evictable", "at most 2"],
     ),
     (
         "PDB of 100%",
-        {"podDisruptionBudget": {"minAvailable": "100%"}},
+        {"replicaCount": 2, "secret": DB, "podDisruptionBudget": {"minAvailable": "100%"}},
         ["would block node drains"],
     ),
     (
+        "PDB minAvailable percentage rounded up to every pod",
+        {"replicaCount": 3, "secret": DB, "podDisruptionBudget": {"minAvailable": "90%"}},
+        [
+            "podDisruptionBudget.minAvailable (90%) leaves no pod of 3 evictable "
+            "(Kubernetes rounds 90% of 3 pods up to 3), which would block node drains"
+        ],
+    ),
+    (
+        "PDB minAvailable percentage at the HPA's minReplicas",
+        {
+            "secret": DB,
+            "autoscaling": {"enabled": True, "minReplicas": 2},
+            "podDisruptionBudget": {"minAvailable": "51%"},
+        },
+        ["(Kubernetes rounds 51% of 2 pods up to 2)"],
+    ),
+    (
         "PDB with maxUnavailable 0",
-        {"podDisruptionBudget": {"maxUnavailable": 0}},
-        ["podDisruptionBudget.maxUnavailable is 0"],
+        {"replicaCount": 2, "secret": DB, "podDisruptionBudget": {"maxUnavailable": 0}},
+        ["podDisruptionBudget.maxUnavailable is 0", "which would block node drains"],
+    ),
+    (
+        "PDB with maxUnavailable 0%",
+        {"replicaCount": 4, "secret": DB, "podDisruptionBudget": {"maxUnavailable": "0%"}},
+        ["podDisruptionBudget.maxUnavailable is 0%", "use 1 or more"],
+    ),
+    (
+        "two pods without DATABASE_URL",
+        {"replicaCount": 2},
+        [
+            "DATABASE_URL is not set but the release runs more than one pod (replicaCount 2)",
+            "secret.databaseUrl",
+            "secret.databaseUrlFrom",
+            "secret.existingSecret",
+            "database.allowEmbeddedSqlite",
+        ],
+    ),
+    (
+        "the HPA without DATABASE_URL, even from one pod",
+        {"autoscaling": {"enabled": True, "minReplicas": 1}},
+        ["DATABASE_URL is not set but the release runs more than one pod (autoscaling.enabled"],
+    ),
+    (
+        "one pod without DATABASE_URL and without the SQLite opt-in",
+        {"database": {"allowEmbeddedSqlite": False}},
+        [
+            "DATABASE_URL is not set and database.allowEmbeddedSqlite is false",
+            "set database.allowEmbeddedSqlite to true",
+        ],
+    ),
+    (
+        "a Secret reference and an inline value for one variable",
+        {"secret": {"redisUrl": "redis://r:6379/0", "redisUrlFrom": {"name": "r", "key": "url"}}},
+        ["secret.redisUrlFrom and secret.redisUrl are both set"],
+    ),
+    (
+        "a Secret reference without its key",
+        {"secret": {"databaseUrlFrom": {"name": "db-app"}}},
+        ["/secret/databaseUrlFrom", "key"],
+    ),
+    (
+        "readiness timeout within the app's check timeout",
+        {"readinessProbe": {"timeoutSeconds": 1}},
+        [
+            "readinessProbe.timeoutSeconds (1) leaves less than 1 s over the app's per-check "
+            "timeout (0.8 s)",
+            "set it to 2 or more",
+        ],
+    ),
+    (
+        "readiness requiring Redis without REDIS_URL",
+        {"readiness": {"requires": "database,redis"}},
+        ["readiness.requires (database,redis) names redis but REDIS_URL is not set"],
+    ),
+    ("unknown readiness dependency", {"readiness": {"requires": "kafka"}}, ["/readiness/requires"]),
+    (
+        "podLabels replacing a selector label",
+        {"podLabels": {"app.kubernetes.io/instance": "other"}},
+        ["podLabels sets app.kubernetes.io/instance to other, a selector label of the chart"],
+    ),
+    (
+        "commonLabels replacing a selector label",
+        {"commonLabels": {"app.kubernetes.io/name": "x"}},
+        ["commonLabels sets app.kubernetes.io/name to x"],
+    ),
+    (
+        "nodePort on a ClusterIP Service",
+        {"service": {"nodePort": 30080}},
+        ["service.nodePort (30080) needs service.type NodePort or LoadBalancer"],
+    ),
+    (
+        "externalTrafficPolicy on a ClusterIP Service",
+        {"service": {"externalTrafficPolicy": "Local"}},
+        ["service.externalTrafficPolicy (Local) needs service.type NodePort or LoadBalancer"],
+    ),
+    (
+        "source ranges on a NodePort Service",
+        {"service": {"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]}},
+        ["service.loadBalancerSourceRanges needs service.type LoadBalancer (it is NodePort)"],
+    ),
+    ("node port out of range", {"service": {"nodePort": 80}}, ["/service/nodePort"]),
+    (
+        "HTTPRoute without a Gateway",
+        {"httpRoute": {"enabled": True}},
+        ["httpRoute.enabled needs at least one entry in httpRoute.parentRefs"],
+    ),
+    ("sidecar without an image", {"sidecars": [{"name": "proxy"}]}, ["/sidecars/0"]),
+    (
+        "native sidecar in sidecars",
+        {"sidecars": [{"name": "proxy", "image": "p:1", "restartPolicy": "Always"}]},
+        ["/sidecars/0"],
     ),
     (
         "HPA min above max",
@@ -176,3 +286,22 @@ def test_each_rule_message_stands_on_its_own_line() -> None:
     lines = result.stderr.splitlines()
     assert any(line.startswith("shutdown.delaySeconds (11) exceeds") for line in lines)
     assert any(line.startswith("ingress.enabled needs at least one entry") for line in lines)
+
+
+@pytest.mark.parametrize("kube_version", ["1.28.0", "1.29.9"])
+def test_a_forced_native_sleep_before_1_30_fails(kube_version: str) -> None:
+    """shutdown.preStopAction=sleepAction is refused where the kubelet has no sleep action
+    (rather than silently rendering exec: the user asked for the image-independent form)."""
+    message = render_error(
+        {"shutdown": {"preStopAction": "sleepAction"}}, kube_version=kube_version
+    )
+    assert "shutdown.preStopAction is sleepAction, which needs Kubernetes 1.30 or later" in message
+    assert f"(this cluster: v{kube_version})" in message
+    assert "use auto (exec sleep below 1.30) or exec" in message
+
+
+def test_a_native_sidecar_before_1_29_fails() -> None:
+    values = {"initContainers": [{"name": "shipper", "image": "s:1", "restartPolicy": "Always"}]}
+    message = render_error(values, kube_version="1.28.0")
+    assert "initContainers: shipper has restartPolicy Always (a native sidecar)" in message
+    assert "needs Kubernetes 1.29 or later" in message

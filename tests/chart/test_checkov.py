@@ -70,8 +70,12 @@ def run_checkov(values_file: Path | None) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "values_file",
-    [None, CHART_DIR / "ci/production-values.yaml"],
-    ids=["default", "production"],
+    [
+        None,
+        CHART_DIR / "ci/production-values.yaml",
+        CHART_DIR / "ci/production-extensions-values.yaml",
+    ],
+    ids=["default", "production", "production-extensions"],
 )
 def test_checkov_finds_no_failed_check(values_file: Path | None) -> None:
     report = run_checkov(values_file)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.chart
 
 # Custom resources kubernetes-validate has no schema for (it would only WARN): checked by
 # the rendering tests instead, and kept out of the ci/ variants.
-CRD_GROUPS = ("monitoring.coreos.com/",)
+CRD_GROUPS = ("monitoring.coreos.com/", "gateway.networking.k8s.io/")
 EXPECTED_VARIANTS = {
     "default",
     "production",
@@ -34,6 +34,8 @@ EXPECTED_VARIANTS = {
     "existing-secret",
     "kube-1.28",
     "kube-1.34",
+    "production-extensions",
+    "native-sidecar",
 }
 
 

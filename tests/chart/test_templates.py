@@ -19,6 +19,7 @@ from tests.chart.rendering import (
 pytestmark = pytest.mark.chart
 
 SELECTOR = {"app.kubernetes.io/name": "fastapi-app", "app.kubernetes.io/instance": RELEASE}
+DB = {"databaseUrl": "postgresql://u:p@db:5432/app"}
 
 
 # --- names and labels ---------------------------------------------------------------
@@ -31,12 +32,11 @@ def test_default_objects_and_standard_labels() -> None:
         "ConfigMap",
         "Service",
         "Deployment",
-        "PodDisruptionBudget",
         "Pod",
     }
     for obj in result.objects():
         labels = obj["metadata"]["labels"]
-        assert labels["helm.sh/chart"] == "fastapi-app-0.1.0"
+        assert labels["helm.sh/chart"] == "fastapi-app-0.2.0"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/version"] == "0.1.0"
         assert obj["metadata"]["namespace"] == "default"
@@ -82,7 +82,8 @@ def test_image_reference_tag_digest_pull_policy_and_secrets() -> None:
 
 def test_rollout_keeps_full_capacity() -> None:
     spec = render().one("Deployment")["spec"]
-    assert spec["replicas"] == 2
+    # The defaults are the single-pod demo (embedded SQLite); more pods need DATABASE_URL.
+    assert spec["replicas"] == 1
     assert spec["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
@@ -168,16 +169,47 @@ def test_port_and_environment_wiring() -> None:
     assert result.pod_spec()["enableServiceLinks"] is False
 
 
-def test_topology_spread_across_nodes_by_default() -> None:
-    (constraint,) = render().pod_spec()["topologySpreadConstraints"]
-    assert constraint["topologyKey"] == "kubernetes.io/hostname"
-    assert constraint["maxSkew"] == 1
-    assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
-    assert constraint["labelSelector"] == {"matchLabels": SELECTOR}
-    assert constraint["matchLabelKeys"] == ["pod-template-hash"]
-    assert (
-        "topologySpreadConstraints" not in render({"topologySpread": {"enabled": False}}).pod_spec()
-    )
+def test_topology_spread_across_nodes_and_zones_by_default() -> None:
+    hostname, zone = render().pod_spec()["topologySpreadConstraints"]
+    assert hostname["topologyKey"] == "kubernetes.io/hostname"
+    assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+    for constraint in (hostname, zone):
+        assert constraint["maxSkew"] == 1
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["labelSelector"] == {"matchLabels": SELECTOR}
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    assert "topologySpreadConstraints" not in render({"topologySpreadConstraints": []}).pod_spec()
+
+
+def test_topology_spread_constraints_are_the_users_list() -> None:
+    own_selector = {"matchLabels": {"team": "orders"}}
+    values = {
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 2,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+            },
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": own_selector,
+                "minDomains": 3,
+            },
+        ]
+    }
+    first, second = render(values).pod_spec()["topologySpreadConstraints"]
+    assert first == {
+        "maxSkew": 2,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": SELECTOR},
+        "matchLabelKeys": ["pod-template-hash"],
+    }
+    # An entry with its own labelSelector is left as written.
+    assert second["labelSelector"] == own_selector and "matchLabelKeys" not in second
+    assert second["minDomains"] == 3
 
 
 def test_scheduling_and_pod_metadata_pass_through() -> None:
@@ -212,9 +244,10 @@ def test_checksums_roll_the_pods_when_the_environment_changes() -> None:
     assert (
         checksums({"config": {"logLevel": "debug"}})["checksum/config"] != base["checksum/config"]
     )
+    # G is in the pod spec itself: a change rolls the pods without touching the ConfigMap.
+    assert checksums({"shutdown": {"gracePeriodSeconds": 31}}) == base
     assert (
-        checksums({"shutdown": {"gracePeriodSeconds": 31}})["checksum/config"]
-        != (base["checksum/config"])
+        render({"shutdown": {"gracePeriodSeconds": 31}}).pod_env()["GRACE_PERIOD_SECONDS"] == "31"
     )
     changed = checksums({"secret": {"adminToken": "t0ken"}})
     assert changed["checksum/secret"] != base["checksum/secret"]
@@ -230,22 +263,34 @@ def test_extra_env_is_appended() -> None:
             "valueFrom": {"secretKeyRef": {"name": "otel", "key": "headers"}},
         },
     ]
-    assert render({"extraEnv": extra}).app_container()["env"] == extra
+    env = render({"extraEnv": extra}).app_container()["env"]
+    assert env[-2:] == extra
+    assert [e["name"] for e in env[:-2]] == ["GRACE_PERIOD_SECONDS", "SHUTDOWN_DELAY_SECONDS"]
+
+
+def test_extra_env_from_follows_the_config_map() -> None:
+    sources = [
+        {"secretRef": {"name": "otel-headers"}},
+        {"configMapRef": {"name": "flags"}, "prefix": "FF_"},
+    ]
+    container = render({"extraEnvFrom": sources}).app_container()
+    assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}, *sources]
 
 
 # --- ConfigMap and Secret ------------------------------------------------------------
 
 
 def test_configmap_holds_the_non_secret_environment() -> None:
-    assert render().env() == {
+    assert render().config() == {
         "SERVICE_NAME": "api",
         "LOG_LEVEL": "info",
         "PORT": "8000",
         "SLOW_REQUEST_MS": "500",
         "WEB_CONCURRENCY": "2",
-        "GRACE_PERIOD_SECONDS": "30",
-        "SHUTDOWN_DELAY_SECONDS": "0",
+        "READINESS_REQUIRES": "database",
     }
+    # The shutdown numbers are in the pod spec (next to terminationGracePeriodSeconds).
+    assert render().pod_env() == {"GRACE_PERIOD_SECONDS": "30", "SHUTDOWN_DELAY_SECONDS": "0"}
     env = render(
         {
             "config": {
@@ -269,6 +314,7 @@ def test_configmap_holds_the_non_secret_environment() -> None:
     assert env["SLOW_REQUEST_MS"] == "250"
     assert env["FORWARDED_ALLOW_IPS"] == "*"
     assert env["RETRY_AFTER_SECONDS"] == "7"
+    assert "RETRY_AFTER_SECONDS" not in render({"shutdown": {"retryAfterSeconds": 7}}).config()
     assert env["SHUTDOWN_DELAY_SECONDS"] == "2"
     assert env["OTEL_SERVICE_NAME"] == "orders"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
@@ -280,7 +326,7 @@ def test_configmap_holds_the_non_secret_environment() -> None:
 def test_no_secret_object_when_no_secret_value_is_set() -> None:
     result = render()
     assert result.find("Secret") == []
-    assert "env" not in result.app_container()
+    assert result.secret_refs() == {}
 
 
 def test_chart_managed_secret_feeds_only_the_variables_that_are_set() -> None:
@@ -290,10 +336,9 @@ def test_chart_managed_secret_feeds_only_the_variables_that_are_set() -> None:
     secret = result.one("Secret")
     assert secret["type"] == "Opaque"
     assert set(secret["data"]) == {"DATABASE_URL", "ADMIN_TOKEN"}
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in result.app_container()["env"]}
-    assert env == {
-        "ADMIN_TOKEN": {"name": FULLNAME, "key": "ADMIN_TOKEN", "optional": True},
-        "DATABASE_URL": {"name": FULLNAME, "key": "DATABASE_URL", "optional": True},
+    assert result.secret_refs() == {
+        "ADMIN_TOKEN": {"name": FULLNAME, "key": "ADMIN_TOKEN", "optional": False},
+        "DATABASE_URL": {"name": FULLNAME, "key": "DATABASE_URL", "optional": False},
     }
     # Nothing secret leaks into the ConfigMap or the pod spec.
     assert "s3cret" not in str(result.one("ConfigMap")) + str(result.one("Deployment"))
@@ -304,10 +349,59 @@ def test_existing_secret_is_read_with_its_own_key_names() -> None:
         {"secret": {"existingSecret": "creds", "existingSecretKeys": {"databaseUrl": "db-url"}}}
     )
     assert result.find("Secret") == []
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in result.app_container()["env"]}
-    assert env["DATABASE_URL"] == {"name": "creds", "key": "db-url", "optional": True}
+    env = result.secret_refs()
+    # DATABASE_URL is never optional: a Secret without it stops the pod instead of letting
+    # it run on the embedded SQLite; the other keys may be missing (variable unset).
+    assert env["DATABASE_URL"] == {"name": "creds", "key": "db-url", "optional": False}
     assert env["REDIS_URL"] == {"name": "creds", "key": "REDIS_URL", "optional": True}
     assert set(env) == {"DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "API_TOKENS"}
+
+
+def test_each_secret_variable_can_come_from_its_own_secret() -> None:
+    """secret.<var>From {name, key}: an operator's Secret (CloudNativePG, External Secrets) as
+    it is, per variable, winning over existingSecret; never optional."""
+    result = render(
+        {
+            "replicaCount": 3,
+            "secret": {
+                "existingSecret": "app-env",
+                "databaseUrlFrom": {"name": "orders-db-app", "key": "uri"},
+                "redisUrlFrom": {"name": "redis-auth", "key": "url"},
+            },
+        }
+    )
+    env = result.secret_refs()
+    assert env["DATABASE_URL"] == {"name": "orders-db-app", "key": "uri", "optional": False}
+    assert env["REDIS_URL"] == {"name": "redis-auth", "key": "url", "optional": False}
+    assert env["ADMIN_TOKEN"] == {"name": "app-env", "key": "ADMIN_TOKEN", "optional": True}
+    only_db = render({"replicaCount": 2, "secret": {"databaseUrlFrom": {"name": "d", "key": "k"}}})
+    assert only_db.secret_refs() == {"DATABASE_URL": {"name": "d", "key": "k", "optional": False}}
+    assert only_db.find("Secret") == []
+
+
+def test_the_default_is_a_single_pod_demo_on_sqlite_and_more_pods_need_a_database() -> None:
+    demo = render()
+    assert demo.one("Deployment")["spec"]["replicas"] == 1
+    assert "DATABASE_URL" not in demo.secret_refs()
+    scaled = render({"replicaCount": 3, "secret": DB, "database": {"allowEmbeddedSqlite": False}})
+    assert scaled.one("Deployment")["spec"]["replicas"] == 3
+    assert scaled.secret_refs()["DATABASE_URL"]["optional"] is False
+
+
+def test_readiness_requires_is_passed_to_the_app() -> None:
+    values = {
+        "readiness": {"requires": "database,redis"},
+        "secret": {"redisUrl": "redis://r:6379/0"},
+    }
+    assert render(values).config()["READINESS_REQUIRES"] == "database,redis"
+    existing = {"readiness": {"requires": "database,redis"}, "secret": {"existingSecret": "env"}}
+    assert render(existing).config()["READINESS_REQUIRES"] == "database,redis"
+
+
+def test_probe_timeouts_leave_a_second_over_the_apps_check_timeout() -> None:
+    container = render().app_container()
+    assert container["readinessProbe"]["timeoutSeconds"] >= 2
+    assert container["startupProbe"]["timeoutSeconds"] >= 2
 
 
 # --- Service and ServiceAccount ------------------------------------------------------
@@ -340,15 +434,19 @@ def test_hpa_replaces_the_replica_count() -> None:
     assert render().find("HorizontalPodAutoscaler") == []
     result = render(
         {
+            "secret": DB,
             "autoscaling": {
                 "enabled": True,
                 "minReplicas": 3,
                 "maxReplicas": 9,
                 "targetMemoryUtilizationPercentage": 80,
-            }
+            },
         }
     )
-    assert "replicas" not in result.one("Deployment")["spec"]
+    # Without a cluster (helm template) the lookup of the live Deployment finds nothing:
+    # minReplicas. On an upgrade it carries the live count, so enabling the HPA never
+    # patches `replicas` away (which Kubernetes would read as 1 pod).
+    assert result.one("Deployment")["spec"]["replicas"] == 3
     hpa = result.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -366,7 +464,7 @@ def test_hpa_replaces_the_replica_count() -> None:
 
 
 def test_pdb_only_when_more_than_one_pod() -> None:
-    pdb = render().one("PodDisruptionBudget")
+    pdb = render({"replicaCount": 2, "secret": DB}).one("PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"] == {
         "maxUnavailable": 1,
@@ -375,9 +473,11 @@ def test_pdb_only_when_more_than_one_pod() -> None:
     }
     assert render({"replicaCount": 1}).find("PodDisruptionBudget") == []
     assert render({"podDisruptionBudget": {"enabled": False}}).find("PodDisruptionBudget") == []
-    scaled = render({"replicaCount": 1, "autoscaling": {"enabled": True, "minReplicas": 2}})
+    scaled = render(
+        {"replicaCount": 1, "secret": DB, "autoscaling": {"enabled": True, "minReplicas": 2}}
+    )
     assert len(scaled.find("PodDisruptionBudget")) == 1
-    three = render({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}})
+    three = render({"replicaCount": 3, "secret": DB, "podDisruptionBudget": {"minAvailable": 2}})
     assert three.one("PodDisruptionBudget")["spec"]["minAvailable"] == 2
     assert "maxUnavailable" not in three.one("PodDisruptionBudget")["spec"]
 
@@ -501,7 +601,11 @@ def test_notes_state_the_timeline() -> None:
     notes = proc.stdout.split("NOTES:", 1)[1]
     assert "preStop sleeps 10 s" in notes
     assert "drain up to 60 s" in notes
-    assert "t=80s" in notes and "terminationGracePeriodSeconds" in notes
+    # Drain over at P + G, cleanup done by P + G + C, SIGKILL at T.
+    assert "t<=70s  drain over" in notes
+    assert "t<=80s  cleanup done" in notes
+    assert "t=80s   terminationGracePeriodSeconds" in notes
+    assert "embedded SQLite" in notes
     assert f"helm test {RELEASE}" in notes
 
 

@@ -182,6 +182,13 @@ def normalise(
             match = HASH_SUFFIX.match(obj["metadata"]["name"])
             if obj["kind"] in GENERATED_KINDS and match:
                 hashed[obj["metadata"]["name"]] = match["name"]
+    # With an HPA the chart carries the live pod count (lookup; minReplicas without a
+    # cluster) and the prod overlay leaves `replicas` out: the HPA owns it either way.
+    autoscaled = {
+        o["spec"]["scaleTargetRef"]["name"]
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
     out: dict[str, Manifest] = {}
     for original in objects:
         obj = _replace_strings(copy.deepcopy(original), hashed)
@@ -189,6 +196,8 @@ def normalise(
         if obj["kind"] in ("Secret", "Namespace") or "helm.sh/hook" in meta.get("annotations", {}):
             continue
         meta.pop("namespace", None)
+        if obj["kind"] == "Deployment" and meta["name"] in autoscaled:
+            obj["spec"].pop("replicas", None)
         meta["labels"] = _labels(meta.get("labels"), ignore)
         meta["annotations"] = _annotations(meta.get("annotations"))
         template = obj.get("spec", {}).get("template")

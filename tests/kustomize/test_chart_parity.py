@@ -64,10 +64,15 @@ def flatten(values: Any, prefix: str = "") -> set[str]:
     return {prefix.rstrip(".")}
 
 
-def test_the_base_is_the_charts_default_rendering_but_for_three_documented_keys() -> None:
+def test_the_base_is_the_charts_default_rendering_but_for_four_documented_keys() -> None:
     """chart-values.yaml may only change what kustomize needs; each key is explained there."""
     values = yaml.safe_load(kustomize_sync.VALUES_FILE.read_text())
-    assert flatten(values) == {"shutdown.preStopAction", "secret.existingSecret", "tests.enabled"}
+    assert flatten(values) == {
+        "replicaCount",
+        "shutdown.preStopAction",
+        "secret.existingSecret",
+        "tests.enabled",
+    }
     assert values["shutdown"]["preStopAction"] == "exec"
     assert values["tests"]["enabled"] is False
 
@@ -158,8 +163,12 @@ MUTATIONS: dict[str, tuple[Callable[[list[Manifest]], None], str]] = {
     ),
     "other env": (lambda o: _set(_config(o), "WEB_CONCURRENCY", "4"), "data.WEB_CONCURRENCY"),
     "secret env": (
-        lambda o: _set(_app(o)["env"][0]["valueFrom"]["secretKeyRef"], "optional", False),
-        "env[0].valueFrom.secretKeyRef.optional",
+        lambda o: _set(_app(o)["env"][2]["valueFrom"]["secretKeyRef"], "optional", True),
+        "env[2].valueFrom.secretKeyRef.optional",
+    ),
+    "shutdown env": (
+        lambda o: _set(_app(o)["env"][0], "value", "29"),
+        "env[0].value",
     ),
     "container securityContext": (
         lambda o: _set(_app(o)["securityContext"], "readOnlyRootFilesystem", False),

@@ -35,7 +35,8 @@ MIN_CLEANUP_SECONDS = int(
     _SCHEMA["properties"]["shutdown"]["properties"]["cleanupSeconds"]["minimum"]
 )
 
-# Variables that steer the drain; only the ConfigMap (the chart's configData) may set them.
+# Variables that steer the drain: set in the pod spec beside T, never in the ConfigMap (a
+# ConfigMap is shared by old and new pods; each pod must run the G of its own T).
 SHUTDOWN_ENV = {"GRACE_PERIOD_SECONDS", "SHUTDOWN_DELAY_SECONDS", "RETRY_AFTER_SECONDS"}
 
 
@@ -52,11 +53,11 @@ def timeline(result: Result) -> tuple[int, int, int, int]:
         command = pre_stop["exec"]["command"]
         assert command[0] == "sleep" and len(command) == 2, command
         p = int(command[1])
-    config = referenced_config(result)
-    overridden = {e["name"] for e in container.get("env", [])} & SHUTDOWN_ENV
-    assert not overridden, f"container env overrides the ConfigMap's {overridden}"
+    in_config = set(referenced_config(result)) & SHUTDOWN_ENV
+    assert not in_config, f"the ConfigMap carries {in_config}: they belong in the pod spec"
+    env = kustomize_sync.pod_env(deployment)
     t = int(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
-    return p, int(config["GRACE_PERIOD_SECONDS"]), t, int(config["SHUTDOWN_DELAY_SECONDS"])
+    return p, int(env["GRACE_PERIOD_SECONDS"]), t, int(env["SHUTDOWN_DELAY_SECONDS"])
 
 
 def chart_numbers() -> dict[str, int]:

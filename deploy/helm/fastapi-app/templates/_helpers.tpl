@@ -27,18 +27,42 @@ checks that span several values (values.schema.json checks each value on its own
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels on every object of the app (the helm test pod has its own: it must not match the selector). */}}
+{{/*
+Labels on every object of the app (the helm test pod has its own: it must not match the
+selector): the chart's, over the user's commonLabels (the chart's win, so no key is
+rendered twice; fastapi-app.validateValues.userLabels refuses a changed selector label).
+*/}}
 {{- define "fastapi-app.labels" -}}
-{{ include "fastapi-app.commonLabels" . }}
-{{ include "fastapi-app.selectorLabels" . }}
-app.kubernetes.io/component: api
+{{- $chart := merge (include "fastapi-app.chartLabels" . | fromYaml) (include "fastapi-app.selectorLabels" . | fromYaml) (dict "app.kubernetes.io/component" "api") }}
+{{- toYaml (merge $chart (deepCopy .Values.commonLabels)) }}
 {{- end }}
 
-{{/* Labels shared by every object the chart renders. */}}
-{{- define "fastapi-app.commonLabels" -}}
+{{/* Labels of the pods: the objects' labels over podLabels (the chart's win). */}}
+{{- define "fastapi-app.podLabels" -}}
+{{- toYaml (merge (include "fastapi-app.labels" . | fromYaml) (deepCopy .Values.podLabels)) }}
+{{- end }}
+
+{{/* Labels the chart puts on every object it renders. */}}
+{{- define "fastapi-app.chartLabels" -}}
 helm.sh/chart: {{ include "fastapi-app.chart" . }}
 app.kubernetes.io/version: {{ include "fastapi-app.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+An object's `annotations:` block, or nothing: checkov skips (a list of IDs for
+fastapi-app.checkovSkips), then the object's own annotations over commonAnnotations.
+Call with (dict "ctx" $ "skips" (list ...) "own" .Values.x.annotations).
+*/}}
+{{- define "fastapi-app.annotations" -}}
+{{- $lines := list }}
+{{- with .skips }}{{ $lines = append $lines (include "fastapi-app.checkovSkips" .) }}{{ end }}
+{{- $own := merge (deepCopy (.own | default dict)) (deepCopy .ctx.Values.commonAnnotations) }}
+{{- with $own }}{{ $lines = append $lines (toYaml .) }}{{ end }}
+{{- if $lines -}}
+annotations:
+  {{- join "\n" $lines | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* Labels that select the app's pods (never change them on an installed release). */}}
@@ -101,40 +125,65 @@ imagePullSecrets:
 {{- toYaml $data }}
 {{- end }}
 
-{{/* Secret-backed variables as YAML {ENV_NAME: key in the Secret}; empty when there is none. */}}
+{{/*
+Secret-backed variables, as YAML {env: [{name, secret, key, optional}]}. Per variable the
+first of: secret.<var>From {name, key} (any Secret, e.g. one an operator made), the
+existingSecret (key from existingSecretKeys), the Secret the chart makes from the inline
+value. DATABASE_URL is never optional: a missing key stops the pod instead of letting it
+run on the embedded SQLite; the other keys of an existingSecret may be missing.
+*/}}
 {{- define "fastapi-app.secretEnv" -}}
-{{- $env := dict }}
-{{- if .Values.secret.existingSecret }}
-{{- $keys := .Values.secret.existingSecretKeys }}
-{{- $env = dict "DATABASE_URL" $keys.databaseUrl "REDIS_URL" $keys.redisUrl "ADMIN_TOKEN" $keys.adminToken "API_TOKENS" $keys.apiTokens }}
-{{- else }}
-{{- range $name, $_ := include "fastapi-app.secretData" . | fromYaml }}
-{{- $_ := set $env $name $name }}
+{{- $s := .Values.secret }}
+{{- $inline := include "fastapi-app.secretData" . | fromYaml }}
+{{- $env := list }}
+{{- range $var := list (list "DATABASE_URL" "databaseUrl") (list "REDIS_URL" "redisUrl") (list "ADMIN_TOKEN" "adminToken") (list "API_TOKENS" "apiTokens") }}
+{{- $name := index $var 0 }}
+{{- $key := index $var 1 }}
+{{- $from := get $s (printf "%sFrom" $key) | default dict }}
+{{- if $from.name }}
+{{- $env = append $env (dict "name" $name "secret" $from.name "key" $from.key "optional" false) }}
+{{- else if $s.existingSecret }}
+{{- $env = append $env (dict "name" $name "secret" $s.existingSecret "key" (get $s.existingSecretKeys $key) "optional" (ne $name "DATABASE_URL")) }}
+{{- else if hasKey $inline $name }}
+{{- $env = append $env (dict "name" $name "secret" (include "fastapi-app.fullname" $) "key" $name "optional" false) }}
 {{- end }}
 {{- end }}
-{{- if $env }}{{ toYaml $env }}{{ end }}
+{{- toYaml (dict "env" $env) }}
+{{- end }}
+
+{{/* "true" when a secret variable (databaseUrl, redisUrl, ...) has a source, else "". */}}
+{{- define "fastapi-app.hasSecretVar" -}}
+{{- $s := .ctx.Values.secret }}
+{{- $from := get $s (printf "%sFrom" .var) | default dict }}
+{{- if or (get $s .var) $from.name $s.existingSecret }}true{{ end }}
 {{- end }}
 
 {{/*
-Non-secret environment (the ConfigMap's data), as YAML. GRACE_PERIOD_SECONDS is G: the app
-drains for at most G seconds and derives Gunicorn's graceful timeout from it.
+The shutdown numbers the app reads (G, the drain delay, Retry-After), as YAML {NAME: value}.
+They are set in the pod spec's env, next to terminationGracePeriodSeconds, so every pod runs
+the G that matches its own T (a ConfigMap is shared by the old and the new pods of a rollout).
 */}}
+{{- define "fastapi-app.shutdownEnv" -}}
+{{- $sd := .Values.shutdown }}
+{{- $env := dict "GRACE_PERIOD_SECONDS" (toString (int $sd.gracePeriodSeconds)) "SHUTDOWN_DELAY_SECONDS" (toString (int $sd.delaySeconds)) }}
+{{- if not (kindIs "invalid" $sd.retryAfterSeconds) }}
+{{- $_ := set $env "RETRY_AFTER_SECONDS" (toString (int $sd.retryAfterSeconds)) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/* Non-secret environment (the ConfigMap's data), as YAML; the shutdown numbers are in shutdownEnv. */}}
 {{- define "fastapi-app.configData" -}}
 {{- $c := .Values.config }}
-{{- $sd := .Values.shutdown }}
 {{- $data := dict
   "SERVICE_NAME" $c.serviceName
   "LOG_LEVEL" $c.logLevel
   "PORT" (toString (int .Values.containerPort))
   "SLOW_REQUEST_MS" (toString (int $c.slowRequestMs))
-  "GRACE_PERIOD_SECONDS" (toString (int $sd.gracePeriodSeconds))
-  "SHUTDOWN_DELAY_SECONDS" (toString (int $sd.delaySeconds))
+  "READINESS_REQUIRES" .Values.readiness.requires
 }}
 {{- if not (kindIs "invalid" $c.webConcurrency) }}
 {{- $_ := set $data "WEB_CONCURRENCY" (toString (int $c.webConcurrency)) }}
-{{- end }}
-{{- if not (kindIs "invalid" $sd.retryAfterSeconds) }}
-{{- $_ := set $data "RETRY_AFTER_SECONDS" (toString (int $sd.retryAfterSeconds)) }}
 {{- end }}
 {{- if not (kindIs "invalid" $c.forwardedAllowIps) }}
 {{- $_ := set $data "FORWARDED_ALLOW_IPS" $c.forwardedAllowIps }}
@@ -215,8 +264,17 @@ user sees all problems in one run. Every template that depends on these values i
   "autoscalingTarget"
   "ingressHosts"
   "podDisruptionBudget"
+  "database"
+  "secretSources"
+  "readinessTimeout"
+  "readinessRequires"
+  "preStopSleepAction"
+  "nativeSidecars"
+  "userLabels"
+  "serviceType"
+  "httpRoute"
 }}
-{{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $) -}}
+{{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $ | trim) -}}
 {{- end -}}
 {{- $messages = without $messages "" -}}
 {{- if $messages -}}
@@ -246,7 +304,7 @@ shutdown.delaySeconds ({{ int $sd.delaySeconds }}) exceeds shutdown.gracePeriodS
 
 {{/* extraEnv may not set a variable the chart sets from its own values. */}}
 {{- define "fastapi-app.validateValues.extraEnvNames" -}}
-{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "") }}
+{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "" "GRACE_PERIOD_SECONDS" "" "SHUTDOWN_DELAY_SECONDS" "" "RETRY_AFTER_SECONDS" "" "READINESS_REQUIRES" "") }}
 {{- $clashes := list }}
 {{- range .Values.extraEnv }}
 {{- if hasKey $managed .name }}{{ $clashes = append $clashes .name }}{{ end }}
@@ -299,23 +357,125 @@ ingress.enabled needs at least one entry in ingress.hosts, e.g. {host: api.examp
 {{- end }}
 {{- end }}
 
-{{/* A PodDisruptionBudget that allows no eviction blocks every node drain. */}}
+{{/*
+A PodDisruptionBudget that allows no eviction blocks every node drain. Computed as the
+disruption controller does for the fewest pods the release runs (replicaCount, or
+autoscaling.minReplicas): a percentage is rounded UP, for minAvailable and maxUnavailable
+alike; allowed evictions = pods - minAvailable, or maxUnavailable.
+*/}}
 {{- define "fastapi-app.validateValues.podDisruptionBudget" -}}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- $pods := int (include "fastapi-app.minPods" .) }}
 {{- if and $pdb.enabled (gt $pods 1) }}
-{{- if not (kindIs "invalid" $pdb.minAvailable) }}
-{{- $blocks := false }}
-{{- if kindIs "string" $pdb.minAvailable }}
-{{- $blocks = eq (trimSuffix "%" $pdb.minAvailable) "100" }}
+{{- $useMin := not (kindIs "invalid" $pdb.minAvailable) }}
+{{- $value := ternary $pdb.minAvailable $pdb.maxUnavailable $useMin }}
+{{- $key := ternary "minAvailable" "maxUnavailable" $useMin }}
+{{- $n := 0 }}
+{{- $rounded := "" }}
+{{- if kindIs "string" $value }}
+{{- $n = div (add (mul (int (trimSuffix "%" $value)) $pods) 99) 100 }}
+{{- $rounded = printf " (Kubernetes rounds %s of %d pods up to %d)" $value $pods $n }}
 {{- else }}
-{{- $blocks = ge (int $pdb.minAvailable) $pods }}
+{{- $n = int $value }}
 {{- end }}
-{{- if $blocks -}}
-podDisruptionBudget.minAvailable ({{ $pdb.minAvailable }}) leaves no pod of {{ $pods }} evictable, which would block node drains: lower it below the pod count or use podDisruptionBudget.maxUnavailable
+{{- $allowed := ternary (sub $pods $n) $n $useMin }}
+{{- if le (int $allowed) 0 }}
+{{- if $useMin -}}
+podDisruptionBudget.minAvailable ({{ $value }}) leaves no pod of {{ $pods }} evictable{{ $rounded }}, which would block node drains: lower it below the pod count (at most {{ sub $pods 1 }}) or use podDisruptionBudget.maxUnavailable (e.g. 1)
+{{- else -}}
+podDisruptionBudget.maxUnavailable is {{ $value }}{{ $rounded }}, which would block node drains: use 1 or more (or a percentage above 0%)
 {{- end }}
-{{- else if eq (include "fastapi-app.isZero" $pdb.maxUnavailable) "true" -}}
-podDisruptionBudget.maxUnavailable is 0, which would block node drains: use 1 or more
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* More than one pod on the embedded SQLite: one database per pod. Fail closed. */}}
+{{- define "fastapi-app.validateValues.database" -}}
+{{- if not (include "fastapi-app.hasSecretVar" (dict "ctx" . "var" "databaseUrl")) }}
+{{- $a := .Values.autoscaling }}
+{{- $set := "set it with secret.databaseUrl (a Secret the chart makes), secret.databaseUrlFrom {name, key} (any Secret, e.g. one CloudNativePG or External Secrets made) or secret.existingSecret (key secret.existingSecretKeys.databaseUrl)" }}
+{{- if or $a.enabled (gt (int .Values.replicaCount) 1) -}}
+DATABASE_URL is not set but the release runs more than one pod ({{ if $a.enabled }}autoscaling.enabled, minReplicas {{ int $a.minReplicas }}{{ else }}replicaCount {{ int .Values.replicaCount }}{{ end }}), and each pod would keep its own embedded SQLite file: {{ $set }}; the embedded SQLite (database.allowEmbeddedSqlite) is for a single-pod demo only (replicaCount 1, autoscaling off)
+{{- else if not .Values.database.allowEmbeddedSqlite -}}
+DATABASE_URL is not set and database.allowEmbeddedSqlite is false: {{ $set }}; or, for a single-pod demo on the embedded SQLite file in /tmp, set database.allowEmbeddedSqlite to true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* secret.<var>From and the inline secret.<var> are two sources for one variable. */}}
+{{- define "fastapi-app.validateValues.secretSources" -}}
+{{- $s := .Values.secret }}
+{{- $both := list }}
+{{- range $key := list "databaseUrl" "redisUrl" "adminToken" "apiTokens" }}
+{{- $from := get $s (printf "%sFrom" $key) | default dict }}
+{{- if and $from.name (get $s $key) }}{{ $both = append $both $key }}{{ end }}
+{{- end }}
+{{- range $both -}}
+secret.{{ . }}From and secret.{{ . }} are both set: keep one source (the From reference wins over secret.existingSecret, never over an inline value)
+{{ end }}
+{{- end }}
+
+{{/* The readiness probe must outlast the app's own per-check timeout (0.8 s) by 1 s. */}}
+{{- define "fastapi-app.validateValues.readinessTimeout" -}}
+{{- $t := int .Values.readinessProbe.timeoutSeconds }}
+{{- if lt $t 2 -}}
+readinessProbe.timeoutSeconds ({{ $t }}) leaves less than 1 s over the app's per-check timeout (0.8 s), so a slow dependency would look like a dead pod instead of answering 503: set it to 2 or more
+{{- end }}
+{{- end }}
+
+{{/* READINESS_REQUIRES=...redis with no REDIS_URL: no pod would ever be ready. */}}
+{{- define "fastapi-app.validateValues.readinessRequires" -}}
+{{- if and (has "redis" (splitList "," .Values.readiness.requires)) (not (include "fastapi-app.hasSecretVar" (dict "ctx" . "var" "redisUrl"))) -}}
+readiness.requires ({{ .Values.readiness.requires }}) names redis but REDIS_URL is not set, so no pod would ever be ready: set secret.redisUrl, secret.redisUrlFrom or secret.existingSecret, or drop redis from readiness.requires
+{{- end }}
+{{- end }}
+
+{{/* The native sleep action exists from Kubernetes 1.30 on (beta, on by default). */}}
+{{- define "fastapi-app.validateValues.preStopSleepAction" -}}
+{{- if and (eq .Values.shutdown.preStopAction "sleepAction") (gt (int .Values.shutdown.preStopSeconds) 0) (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) -}}
+shutdown.preStopAction is sleepAction, which needs Kubernetes 1.30 or later (this cluster: {{ .Capabilities.KubeVersion.Version }}): use auto (exec sleep below 1.30) or exec
+{{- end }}
+{{- end }}
+
+{{/* Native sidecars (init containers with restartPolicy Always) need Kubernetes 1.29. */}}
+{{- define "fastapi-app.validateValues.nativeSidecars" -}}
+{{- if not (semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version) }}
+{{- range .Values.initContainers }}
+{{- if eq (toString .restartPolicy) "Always" -}}
+initContainers: {{ .name }} has restartPolicy Always (a native sidecar), which needs Kubernetes 1.29 or later (this cluster: {{ $.Capabilities.KubeVersion.Version }}): move it to sidecars, with a preStop that sleeps at least shutdown.preStopSeconds + shutdown.gracePeriodSeconds
+{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* commonLabels and podLabels may not change a selector label (Service, PDB, spread). */}}
+{{- define "fastapi-app.validateValues.userLabels" -}}
+{{- $selector := include "fastapi-app.selectorLabels" . | fromYaml }}
+{{- range $values := list "commonLabels" "podLabels" }}
+{{- range $name, $value := index $.Values $values }}
+{{- if and (hasKey $selector $name) (ne (toString $value) (get $selector $name)) -}}
+{{ $values }} sets {{ $name }} to {{ $value }}, a selector label of the chart ({{ get $selector $name }}): the Service, the PodDisruptionBudget and the spread constraints select the pods by it, so remove it from {{ $values }} (use nameOverride to change the name)
+{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Service fields only some Service types accept. */}}
+{{- define "fastapi-app.validateValues.serviceType" -}}
+{{- $svc := .Values.service }}
+{{- if and (eq $svc.type "ClusterIP") (not (kindIs "invalid" $svc.nodePort)) -}}
+service.nodePort ({{ int $svc.nodePort }}) needs service.type NodePort or LoadBalancer (it is ClusterIP)
+{{ end }}
+{{- if and (eq $svc.type "ClusterIP") $svc.externalTrafficPolicy -}}
+service.externalTrafficPolicy ({{ $svc.externalTrafficPolicy }}) needs service.type NodePort or LoadBalancer (it is ClusterIP)
+{{ end }}
+{{- if and (ne $svc.type "LoadBalancer") $svc.loadBalancerSourceRanges -}}
+service.loadBalancerSourceRanges needs service.type LoadBalancer (it is {{ $svc.type }})
+{{ end }}
+{{- end }}
+
+{{- define "fastapi-app.validateValues.httpRoute" -}}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
+httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway to attach to), e.g. {name: gateway, namespace: infra}
 {{- end }}
 {{- end }}
