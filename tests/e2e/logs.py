@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# What every worker logs between SIGTERM and its exit (DESIGN.md, shutdown timeline).
+# What every worker logs between SIGTERM and its exit (docs/architecture.md, shutdown timeline).
 SHUTDOWN_EVENTS = (
     "shutdown_started",
     "waiting_for_in_flight_requests",
