@@ -209,3 +209,17 @@ def test_compose_stack_with_stand_ins(
     assert docker("volume", "ls", "-q", "--filter", label).stdout.strip() == ""
     assert docker("network", "ls", "-q", "--filter", label).stdout.strip() == ""
     report(pytestconfig, f"compose {compose.version}: stack up, postgres stop/start, down -v: ok")
+
+
+def test_observability_profile_scrapes_the_metrics_port(compose: Compose) -> None:
+    env = {"APP_IMAGE": "local/app:1", "PROMETHEUS_IMAGE": "local/prometheus:1"}
+    env["COMPOSE_PROFILES"] = "observability"  # read by Compose v2 and docker-compose >= 1.28
+    project = f"fastapi-app-config-obs-{compose.version}"
+    config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
+    prometheus = config["services"]["prometheus"]
+    assert prometheus["image"] == "local/prometheus:1"
+    volume = prometheus["volumes"][0]
+    source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+    assert source.endswith("deploy/compose/prometheus.yml")
+    scrape = yaml.safe_load((REPO_ROOT / "deploy/compose/prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["app:9464"]
