@@ -116,6 +116,10 @@ def test_compose_config_resolves(compose: Compose) -> None:
     depends = app["depends_on"]
     assert depends["postgres"]["condition"] == "service_healthy"
     assert depends["redis"]["condition"] == "service_healthy"
+    # The schema before the app: a one-shot migrate service of the same image.
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["image"] == "local/app:1"
+    assert services["migrate"]["command"] == ["python", "-m", "service.data.migrate"]
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
     # The app's health check is its image's HEALTHCHECK (test_image_metadata).
@@ -181,6 +185,7 @@ def test_compose_stack_with_stand_ins(
     body = wait_http(f"http://127.0.0.1:{port}/health/ready", 60).json()
     assert body["checks"]["database"]["healthy"] is True, body
     assert body["checks"]["redis"]["healthy"] is True, body
+    assert body["checks"]["schema"]["healthy"] is True, body  # the migrate service ran first
 
     # PostgreSQL down: readiness says so (503), the app itself stays up.
     compose(project, "stop", "postgres", env=env)
