@@ -19,3 +19,29 @@ drill: venv $(BENCH_STAMP) ## rolling-update drill behind HAProxy: fails on any 
 drill-control: venv $(BENCH_STAMP) ## the drill with the protections off: passes only if requests fail
 	@mkdir -p $(DRILL_OUT)
 	$(DRILL) --control --json $(DRILL_OUT)/drill-control.json $(DRILL_ARGS)
+
+# make drill-chart | make drill-chart-control   (tools/drill/chart; needs docker, helm, haproxy)
+# The chart's own pod spec and rollout on Docker: `helm template` with the production values
+# (+ tools/drill/chart/values-drill.yaml), each pod a container of the image built as
+# DRILL_CHART_IMAGE, replaced under load as the Deployment and the kubelet would.
+# STANDINS=1 builds and runs on the local stand-in images. Report + picture in DRILL_OUT.
+DRILL_CHART_IMAGE ?= fastapi-app:drill-chart
+DRILL_CHART_RATE ?= 50
+DRILL_CHART_ARGS ?=
+DRILL_CHART = $(BIN)/python -m tools.drill.chart --image $(DRILL_CHART_IMAGE) --helm $(HELM) \
+	--docker $(DOCKER) --rate $(DRILL_CHART_RATE) \
+	--postgres-image $(or $(POSTGRES_IMAGE),postgres:16-bookworm) \
+	--redis-image $(or $(REDIS_IMAGE),redis:7-bookworm)
+
+.PHONY: drill-chart drill-chart-control drill-chart-image
+
+drill-chart-image:
+	$(MAKE) --no-print-directory image IMAGE=$(DRILL_CHART_IMAGE)
+
+drill-chart: venv $(BENCH_STAMP) drill-chart-image ## the chart's rendered pods rolled on Docker under load: fails on any failed request
+	@mkdir -p $(DRILL_OUT)
+	$(DRILL_CHART) --json $(DRILL_OUT)/drill-chart.json $(DRILL_CHART_ARGS)
+
+drill-chart-control: venv $(BENCH_STAMP) drill-chart-image ## drill-chart with preStop 0 and a longer endpoint lag: passes only if requests fail
+	@mkdir -p $(DRILL_OUT)
+	$(DRILL_CHART) --control --json $(DRILL_OUT)/drill-chart-control.json $(DRILL_CHART_ARGS)

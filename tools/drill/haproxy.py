@@ -28,6 +28,7 @@ class ServerSlot:
     name: str
     port: int
     enabled: bool  # disabled slots start in maintenance and are enabled when their replica is
+    host: str = "127.0.0.1"  # the runtime API can change it (set server ... addr)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class HAProxySettings:
     check_rise: int = 1
     timeout_connect_s: int = 2
     timeout_idle_s: int = 60  # client/server inactivity; above the longest request
+    # Off: membership only through the runtime API, as kube-proxy follows EndpointSlices
+    # without checking the pods itself (tools/drill/chart).
+    health_checks: bool = True
 
 
 def render_config(s: HAProxySettings) -> str:
@@ -59,7 +63,8 @@ def render_config(s: HAProxySettings) -> str:
         mode_lines = []
         backend_lines = []
     server_lines = [
-        f"    server {srv.name} 127.0.0.1:{srv.port} check{'' if srv.enabled else ' disabled'}"
+        f"    server {srv.name} {srv.host}:{srv.port}{' check' if s.health_checks else ''}"
+        f"{'' if srv.enabled else ' disabled'}"
         for srv in s.servers
     ]
     lines = [
