@@ -20,6 +20,22 @@ drill-control: venv $(BENCH_STAMP) ## the drill with the protections off: passes
 	@mkdir -p $(DRILL_OUT)
 	$(DRILL) --control --json $(DRILL_OUT)/drill-control.json $(DRILL_ARGS)
 
+# The same drill across a schema change, on a throwaway PostgreSQL: the previous release (its
+# code from git history, tools/drill/migration.py: PREVIOUS_RELEASE) serves, the expand
+# migration runs beside the load as the Helm hook would, the current code replaces it, then
+# the previous release replaces the current code again (rollback). Needs postgresql too.
+MIGRATION_DRILL := $(BIN)/python -m tools.drill.migration
+
+.PHONY: drill-migration drill-migration-control
+
+drill-migration: venv ## rolling update across an expand migration and back: fails on any failed request
+	@mkdir -p $(DRILL_OUT)
+	$(MIGRATION_DRILL) --json $(DRILL_OUT)/drill-migration.json $(DRILL_ARGS)
+
+drill-migration-control: venv ## the same with a breaking migration (a rename): passes only if requests fail
+	@mkdir -p $(DRILL_OUT)
+	$(MIGRATION_DRILL) --control --json $(DRILL_OUT)/drill-migration-control.json $(DRILL_ARGS)
+
 # make drill-chart | make drill-chart-control   (tools/drill/chart; needs docker, helm, haproxy)
 # The chart's own pod spec and rollout on Docker: `helm template` with the production values
 # (+ tools/drill/chart/values-drill.yaml), each pod a container of the image built as
