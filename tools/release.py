@@ -50,7 +50,7 @@ PLACES = [
     Place("project version", "pyproject.toml", r'^(version = ")([^"]+)(")'),
     Place("chart version", "deploy/helm/fastapi-app/Chart.yaml", r"^(version: )(\S+)()"),
     Place("chart appVersion", "deploy/helm/fastapi-app/Chart.yaml", r'^(appVersion: ")([^"]+)(")'),
-    Place("image label default", "Dockerfile", r"^(ARG VERSION=)(\S+)()"),
+    Place("image label default", "Dockerfile", r"^(ARG APP_VERSION=)(\S+)()"),
     Place(
         "prod overlay image tag",
         "deploy/kustomize/overlays/prod/kustomization.yaml",
