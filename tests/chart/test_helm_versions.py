@@ -35,7 +35,7 @@ def test_ci_variants_render_identically(values_file: Path) -> None:
         {"terminationGracePeriodSeconds": 1},
         {"readinessProbe": {"periodSecond": 3}},
         {"shutdown": {"gracePeriodSeconds": -1}},
-        {"serviceMonitor": {"enabled": True}},
+        {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
     ],
     ids=["T too low", "unknown key", "negative grace", "service monitor"],
 )

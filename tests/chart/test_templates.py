@@ -36,7 +36,7 @@ def test_default_objects_and_standard_labels() -> None:
     }
     for obj in result.objects():
         labels = obj["metadata"]["labels"]
-        assert labels["helm.sh/chart"] == "fastapi-app-0.2.0"
+        assert labels["helm.sh/chart"] == "fastapi-app-0.1.0"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/version"] == "0.1.0"
         assert obj["metadata"]["namespace"] == "default"
@@ -161,7 +161,10 @@ def test_security_defaults() -> None:
 def test_port_and_environment_wiring() -> None:
     result = render({"containerPort": 9000, "config": {"webConcurrency": None}})
     container = result.app_container()
-    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 9000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9464, "protocol": "TCP"},
+    ]
     assert container["envFrom"] == [{"configMapRef": {"name": FULLNAME}}]
     env = result.env()
     assert env["PORT"] == "9000"
@@ -265,7 +268,11 @@ def test_extra_env_is_appended() -> None:
     ]
     env = render({"extraEnv": extra}).app_container()["env"]
     assert env[-2:] == extra
-    assert [e["name"] for e in env[:-2]] == ["GRACE_PERIOD_SECONDS", "SHUTDOWN_DELAY_SECONDS"]
+    assert [e["name"] for e in env[:-2]] == [
+        "GRACE_PERIOD_SECONDS",
+        "SHUTDOWN_DELAY_SECONDS",
+        "APP_VERSION",
+    ]
 
 
 def test_extra_env_from_follows_the_config_map() -> None:
@@ -288,9 +295,16 @@ def test_configmap_holds_the_non_secret_environment() -> None:
         "SLOW_REQUEST_MS": "500",
         "WEB_CONCURRENCY": "2",
         "READINESS_REQUIRES": "database",
+        "METRICS_ENABLED": "true",
+        "METRICS_PORT": "9464",
     }
-    # The shutdown numbers are in the pod spec (next to terminationGracePeriodSeconds).
-    assert render().pod_env() == {"GRACE_PERIOD_SECONDS": "30", "SHUTDOWN_DELAY_SECONDS": "0"}
+    # The shutdown numbers (and the version) are in the pod spec, next to
+    # terminationGracePeriodSeconds: per pod, not shared by a rollout's old and new pods.
+    assert render().pod_env() == {
+        "APP_VERSION": "0.1.0",
+        "GRACE_PERIOD_SECONDS": "30",
+        "SHUTDOWN_DELAY_SECONDS": "0",
+    }
     env = render(
         {
             "config": {
@@ -482,7 +496,7 @@ def test_pdb_only_when_more_than_one_pod() -> None:
     assert "maxUnavailable" not in three.one("PodDisruptionBudget")["spec"]
 
 
-# --- NetworkPolicy, Ingress, ServiceMonitor -------------------------------------------
+# --- NetworkPolicy, Ingress, metrics ---------------------------------------------------
 
 
 def test_network_policy_admits_only_the_app_port() -> None:
@@ -544,16 +558,96 @@ def test_ingress_routes_hosts_to_the_service() -> None:
     ]
 
 
-def test_service_monitor_is_optional_and_off() -> None:
+MONITORING_CRDS = (
+    "--api-versions",
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
+
+
+def test_metrics_port_env_and_version() -> None:
+    result = render({"image": {"tag": "1.4.2"}})
+    ports = {p["name"]: p["containerPort"] for p in result.app_container()["ports"]}
+    assert ports == {"http": 8000, "metrics": 9464}
+    assert result.env()["METRICS_ENABLED"] == "true" and result.env()["METRICS_PORT"] == "9464"
+    assert result.pod_env()["APP_VERSION"] == "1.4.2"
+    # The API's Service never carries the metrics port.
+    assert [p["name"] for p in result.one("Service")["spec"]["ports"]] == ["http"]
+    off = render({"metrics": {"enabled": False}})
+    assert [p["name"] for p in off.app_container()["ports"]] == ["http"]
+    assert off.env()["METRICS_ENABLED"] == "false" and "METRICS_PORT" not in off.env()
+
+
+def test_service_monitor_needs_the_crd_and_scrapes_the_metrics_port() -> None:
+    values = {
+        "metrics": {
+            "serviceMonitor": {
+                "enabled": True,
+                "labels": {"release": "prom"},
+                "interval": "15s",
+                "namespace": "monitoring",
+                "relabelings": [{"targetLabel": "team", "replacement": "api"}],
+            }
+        }
+    }
     assert render().find("ServiceMonitor") == []
-    monitor = render(
-        {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}, "interval": "15s"}}
-    ).one("ServiceMonitor")
+    assert render(values).find("ServiceMonitor") == []  # no CRD: nothing to apply
+    result = render(values, args=MONITORING_CRDS)
+    monitor = result.one("ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "monitoring"
     assert monitor["metadata"]["labels"]["release"] == "prom"
-    assert monitor["spec"]["selector"] == {"matchLabels": SELECTOR}
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["default"]}
+    selector = {**SELECTOR, "app.kubernetes.io/component": "metrics"}
+    assert monitor["spec"]["selector"] == {"matchLabels": selector}
     assert monitor["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {
+            "port": "metrics",
+            "path": "/metrics",
+            "interval": "15s",
+            "scrapeTimeout": "10s",
+            "relabelings": [{"targetLabel": "team", "replacement": "api"}],
+        }
+    ]
+    services = {s["metadata"]["name"]: s for s in result.find("Service")}
+    metrics_service = services[f"{FULLNAME}-metrics"]
+    assert metrics_service["spec"]["type"] == "ClusterIP"
+    assert metrics_service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+    assert metrics_service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9464, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+
+
+def test_network_policy_admits_prometheus_to_the_metrics_port_only() -> None:
+    policy = render({"networkPolicy": {"enabled": True, "prometheusNamespace": "monitoring"}}).one(
+        "NetworkPolicy"
+    )
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]},
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+        },
+    ]
+
+
+def test_prometheus_rule_needs_the_crd() -> None:
+    values = {"metrics": {"prometheusRule": {"enabled": True, "labels": {"role": "alerts"}}}}
+    assert render(values).find("PrometheusRule") == []
+    rule = render(values, args=MONITORING_CRDS).one("PrometheusRule")
+    assert rule["metadata"]["labels"]["role"] == "alerts"
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert alerts == [
+        "FastapiAppHighErrorRatio",
+        "FastapiAppHighLatencyP99",
+        "FastapiAppRequestsCutByGracePeriod",
     ]
 
 

@@ -90,6 +90,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
 
+{{/* The metrics Service's name (the ServiceMonitor's selection; its `job` label in Prometheus). */}}
+{{- define "fastapi-app.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "fastapi-app.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Whether the cluster serves a monitoring.coreos.com/v1 kind (Prometheus Operator CRDs). */}}
+{{- define "fastapi-app.hasMonitoringKind" -}}
+{{- if .ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end }}
+{{- end }}
+
 {{/* Image reference: repository:tag, or repository:tag@digest when a digest pins it. */}}
 {{- define "fastapi-app.image" -}}
 {{- $ref := printf "%s:%s" .Values.image.repository (include "fastapi-app.imageTag" .) }}
@@ -181,7 +191,11 @@ the G that matches its own T (a ConfigMap is shared by the old and the new pods 
   "PORT" (toString (int .Values.containerPort))
   "SLOW_REQUEST_MS" (toString (int $c.slowRequestMs))
   "READINESS_REQUIRES" .Values.readiness.requires
+  "METRICS_ENABLED" (toString .Values.metrics.enabled)
 }}
+{{- if .Values.metrics.enabled }}
+{{- $_ := set $data "METRICS_PORT" (toString (int .Values.metrics.port)) }}
+{{- end }}
 {{- if not (kindIs "invalid" $c.webConcurrency) }}
 {{- $_ := set $data "WEB_CONCURRENCY" (toString (int $c.webConcurrency)) }}
 {{- end }}
@@ -304,7 +318,7 @@ shutdown.delaySeconds ({{ int $sd.delaySeconds }}) exceeds shutdown.gracePeriodS
 
 {{/* extraEnv may not set a variable the chart sets from its own values. */}}
 {{- define "fastapi-app.validateValues.extraEnvNames" -}}
-{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "" "GRACE_PERIOD_SECONDS" "" "SHUTDOWN_DELAY_SECONDS" "" "RETRY_AFTER_SECONDS" "" "READINESS_REQUIRES" "") }}
+{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "" "GRACE_PERIOD_SECONDS" "" "SHUTDOWN_DELAY_SECONDS" "" "RETRY_AFTER_SECONDS" "" "READINESS_REQUIRES" "" "APP_VERSION" "") }}
 {{- $clashes := list }}
 {{- range .Values.extraEnv }}
 {{- if hasKey $managed .name }}{{ $clashes = append $clashes .name }}{{ end }}
