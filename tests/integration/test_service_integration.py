@@ -49,8 +49,13 @@ def test_traceparent_is_honoured_in_log_and_exported_span(
     line = service.wait_for_event("request_completed", path="/api/items", trace_id=TRACE_ID)
     assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"])
     assert line["request_id"] == response.headers["x-request-id"]
-    wait_for(lambda: bool(otlp.spans_for(TRACE_ID)), 15, what="span at the OTLP receiver")
-    span = otlp.spans_for(TRACE_ID)[0]
+    wait_for(
+        lambda: any(s["name"] == "GET /api/items" for s in otlp.spans_for(TRACE_ID)),
+        15,
+        what="the server span at the OTLP receiver",
+    )
+    # The server span (its children: a span per SQL statement).
+    [span] = [s for s in otlp.spans_for(TRACE_ID) if s["parent_span_id"] == "b7ad6b7169203331"]
     assert span["name"] == "GET /api/items"
     assert span["parent_span_id"] == "b7ad6b7169203331"
     assert span["span_id"] == line["span_id"]
