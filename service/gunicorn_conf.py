@@ -129,6 +129,7 @@ def when_ready(server: Any) -> None:
     except OSError as exc:
         message = f"METRICS_PORT {settings.metrics_port}: cannot listen ({exc.strerror})"
         sys.stderr.write(startup_error_line(message, settings.service_name) + "\n")
+        metrics_listener.remove(metrics_dir, owned=metrics_dir_owned)  # on_exit will not run
         sys.exit(1)
     get_logger("service.metrics").info(
         "metrics_listening", port=settings.metrics_port, directory=str(metrics_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.server import metrics_listener
 from tests.integration.prometheus import PrometheusServer, wait_for_value
 from tools.testbed.servers import ServiceProcess
 from tools.testbed.support import wait_for
@@ -169,3 +170,4 @@ def test_a_busy_metrics_port_stops_the_server() -> None:
         server.start(wait=None)
         assert server.wait(30) != 0
         assert f"METRICS_PORT {port}: cannot listen" in server.output()
+        assert not metrics_listener.default_directory(server.port).exists()  # cleaned up
