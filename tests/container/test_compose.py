@@ -228,3 +228,19 @@ def test_observability_profile_scrapes_the_metrics_port(compose: Compose) -> Non
     assert source.endswith("deploy/compose/prometheus.yml")
     scrape = yaml.safe_load((REPO_ROOT / "deploy/compose/prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["app:9464"]
+
+
+def test_observability_profile_runs_a_backend_for_the_downstream_trace(compose: Compose) -> None:
+    env = {"APP_IMAGE": "local/app:1", "COMPOSE_PROFILES": "observability"}
+    project = f"fastapi-app-config-backend-{compose.version}"
+    config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
+    services = config["services"]
+    backend = services["backend"]
+    assert backend["image"] == "local/app:1"  # the same image: a second service of the app
+    assert backend["environment"]["OTEL_SERVICE_NAME"] == "backend"
+    assert backend["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert backend["read_only"] is True and "ports" not in backend  # reached by the app only
+    assert services["app"]["environment"]["DOWNSTREAM_URL"] == "http://backend:8000"
+    assert {"jaeger", "otel-collector"} <= set(services)
+    # Started with the profile only (without it the app's route answers a JSON 502).
+    assert backend["profiles"] == ["observability"]
