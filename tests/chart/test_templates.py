@@ -347,7 +347,8 @@ def test_chart_managed_secret_feeds_only_the_variables_that_are_set() -> None:
     result = render(
         {"secret": {"databaseUrl": "postgresql://u:p@db:5432/app", "adminToken": "s3cret"}}
     )
-    secret = result.one("Secret")
+    # The release's Secret (the migration Job's hook Secret is tests/chart/test_migrations.py's).
+    (secret,) = [s for s in result.find("Secret") if s["metadata"]["name"] == FULLNAME]
     assert secret["type"] == "Opaque"
     assert set(secret["data"]) == {"DATABASE_URL", "ADMIN_TOKEN"}
     assert result.secret_refs() == {

@@ -174,7 +174,7 @@ def normalise(
     the namespace (helm's release namespace, the overlay's), helm's own labels, checksum
     annotations (kustomize rolls pods by the generated names' hash, which is stripped here),
     the Secret (the chart reads an existing one; the overlays generate it), the Namespace an
-    overlay creates, and helm test hooks."""
+    overlay creates, helm test hooks, and the hook annotations of the other hooks."""
     ignore = tuple(ignore_labels)
     hashed: dict[str, str] = {}
     if kustomize:
@@ -193,8 +193,17 @@ def normalise(
     for original in objects:
         obj = _replace_strings(copy.deepcopy(original), hashed)
         meta = obj["metadata"]
-        if obj["kind"] in ("Secret", "Namespace") or "helm.sh/hook" in meta.get("annotations", {}):
+        hook = (meta.get("annotations") or {}).get("helm.sh/hook")
+        if obj["kind"] in ("Secret", "Namespace") or hook == "test":
             continue
+        # Other hooks (the migration Job and its NetworkPolicy) are applied with the rest:
+        # kustomize has no hooks, so their hook annotations are the only difference.
+        if hook is not None:
+            meta["annotations"] = {
+                k: v
+                for k, v in meta["annotations"].items()
+                if not k.startswith(kustomize_sync.HOOK_PREFIX)
+            }
         meta.pop("namespace", None)
         if obj["kind"] == "Deployment" and meta["name"] in autoscaled:
             obj["spec"].pop("replicas", None)

@@ -182,7 +182,9 @@ def test_prod_autoscales_from_three_pods_behind_a_pdb_and_a_network_policy() -> 
     # One pod of at least three may go at a time: a node drain always proceeds.
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
-    policy = prod.one("NetworkPolicy")
+    policies = {p["metadata"]["name"]: p for p in prod.find("NetworkPolicy")}
+    assert set(policies) == {"fastapi-app", "fastapi-app-migrate"}
+    policy = policies["fastapi-app"]
     assert policy["spec"]["podSelector"] == deployment["spec"]["selector"]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == ["http"]
@@ -192,6 +194,29 @@ def test_prod_autoscales_from_three_pods_behind_a_pdb_and_a_network_policy() -> 
             assert prod_res[kind][name] >= base_res[kind][name]
     image = app_container(deployment)["image"]
     assert DIGEST.search(image), f"prod image not pinned by digest: {image}"
+    # The migration Job: the same image, and its own policy selects its pod only.
+    job = prod.one("Job")
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert migrate["image"] == image
+    migrate_selector = policies["fastapi-app-migrate"]["spec"]["podSelector"]["matchLabels"]
+    assert migrate_selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert policies["fastapi-app-migrate"]["spec"]["egress"] == policy["spec"]["egress"]
+
+
+def test_the_migration_job_reads_the_generated_secret_and_dev_has_none() -> None:
+    """kustomize renames the Secret by its hash; the Job's reference follows it. Dev runs on
+    the embedded SQLite, which migrates itself: its overlay deletes the Job."""
+    for name in ("base", "prod"):
+        result = rendering(name)
+        (migrate,) = result.one("Job")["spec"]["template"]["spec"]["containers"]
+        assert migrate["command"] == ["python", "-m", "service.data.migrate"]
+        env = {e["name"]: e for e in migrate["env"]}
+        ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == result.one("Secret")["metadata"]["name"], name
+        assert ref["optional"] is False
+        annotations = result.one("Job")["metadata"].get("annotations") or {}
+        assert not any(k.startswith("helm.sh/hook") for k in annotations), annotations
+    assert rendering("dev").find("Job") == []
 
 
 def test_prod_secrets_file_holds_no_value() -> None:

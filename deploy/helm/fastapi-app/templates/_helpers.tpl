@@ -169,6 +169,72 @@ run on the embedded SQLite; the other keys of an existingSecret may be missing.
 {{- end }}
 
 {{/*
+The migration step: a Job (helm hooks pre-install,pre-upgrade) running
+`python -m service.data.migrate` before the Deployment changes. "true" when it is rendered:
+migrations.enabled and a DATABASE_URL that is not SQLite (the embedded SQLite, or an inline
+sqlite URL, is migrated by the app itself at start). An existingSecret or a databaseUrlFrom
+Secret cannot be read here: the Job runs for them.
+*/}}
+{{- define "fastapi-app.migrationJob" -}}
+{{- $hasDatabase := include "fastapi-app.hasSecretVar" (dict "ctx" . "var" "databaseUrl") }}
+{{- $sqlite := hasPrefix "sqlite" (lower (toString .Values.secret.databaseUrl)) }}
+{{- if and .Values.migrations.enabled $hasDatabase (not $sqlite) }}true{{ end }}
+{{- end }}
+
+{{/* Name of the migration Job, its hook Secret and its hook NetworkPolicy. */}}
+{{- define "fastapi-app.migrationName" -}}
+{{- printf "%s-migrate" (include "fastapi-app.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Labels of the migration objects: the chart's, with component migrate. */}}
+{{- define "fastapi-app.migrationLabels" -}}
+{{- $labels := include "fastapi-app.labels" . | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/component" "migrate" }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
+Labels of the migration Job's pod: never app.kubernetes.io/name, so it can never match the
+selector of the Service, the PodDisruptionBudget or the app's NetworkPolicy (name and
+instance); instance and component migrate select it for the migration NetworkPolicy.
+*/}}
+{{- define "fastapi-app.migrationPodLabels" -}}
+{{- $labels := merge (include "fastapi-app.chartLabels" . | fromYaml) (deepCopy .Values.migrations.podLabels) (deepCopy .Values.commonLabels) }}
+{{- $_ := set $labels "app.kubernetes.io/instance" .Release.Name }}
+{{- $_ := set $labels "app.kubernetes.io/component" "migrate" }}
+{{- $_ := unset $labels "app.kubernetes.io/name" }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/* "true" when the Job reads DATABASE_URL from the hook Secret: an inline secret.databaseUrl. */}}
+{{- define "fastapi-app.migrationSecret" -}}
+{{- $s := .Values.secret }}
+{{- if and (include "fastapi-app.migrationJob" .) $s.databaseUrl (not $s.existingSecret) (not ($s.databaseUrlFrom | default dict).name) }}true{{ end }}
+{{- end }}
+
+{{/* The migration NetworkPolicy's podSelector (a subset of the Job pod's labels). */}}
+{{- define "fastapi-app.migrationSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: migrate
+{{- end }}
+
+{{/*
+Where the migration Job reads DATABASE_URL, as YAML {secret, key}: the app's source, except
+that the chart's own Secret does not exist yet at pre-install: the hook Secret
+<fullname>-migrate (fastapi-app.migrationName) holds it for the Job.
+*/}}
+{{- define "fastapi-app.migrationDatabaseUrlRef" -}}
+{{- $ref := dict }}
+{{- range (include "fastapi-app.secretEnv" . | fromYaml).env }}
+{{- if eq .name "DATABASE_URL" }}{{ $ref = dict "secret" .secret "key" .key }}{{ end }}
+{{- end }}
+{{- if eq (include "fastapi-app.migrationSecret" .) "true" }}
+{{- $ref = dict "secret" (include "fastapi-app.migrationName" .) "key" "DATABASE_URL" }}
+{{- end }}
+{{- toYaml $ref }}
+{{- end }}
+
+{{/*
 The shutdown numbers the app reads (G, the drain delay, Retry-After), as YAML {NAME: value}.
 They are set in the pod spec's env, next to terminationGracePeriodSeconds, so every pod runs
 the G that matches its own T (a ConfigMap is shared by the old and the new pods of a rollout).
