@@ -70,9 +70,16 @@ class ServerSpanFactory:
         tracer = trace.get_tracer_provider().get_tracer(scope_name)
         return cls(tracer, scope_name) if isinstance(tracer, SdkTracer) else None
 
-    def start(self, name: str, parent: Context, attributes: dict[str, Any]) -> trace.Span:
-        """A SERVER span, child of the span in `parent` (an extracted context) if any.
-        `attributes` must hold valid attribute values; the span keeps the dict."""
+    def start(
+        self,
+        name: str,
+        parent: Context,
+        attributes: dict[str, Any],
+        kind: SpanKind = SpanKind.SERVER,
+    ) -> trace.Span:
+        """A span of `kind` (SERVER unless told), child of the span in `parent` (an
+        extracted or the current context) if any. `attributes` must hold valid attribute
+        values; the span keeps the dict."""
         parent_span_context: SpanContext | None = trace.get_current_span(parent).get_span_context()
         if parent_span_context is None or not parent_span_context.is_valid:
             parent_span_context = None
@@ -88,7 +95,7 @@ class ServerSpanFactory:
             recording = sampled
             trace_state = parent_span_context.trace_state if parent_span_context else None
         else:
-            result = self.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER, attributes)
+            result = self.sampler.should_sample(parent, trace_id, name, kind, attributes)
             sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
             recording = result.decision.is_recording()  # type: ignore[no-untyped-call]
             trace_state = result.trace_state
@@ -103,7 +110,7 @@ class ServerSpanFactory:
         )
         if not recording:
             return NonRecordingSpan(span_context)
-        span = ServerSpan(self, name, span_context, parent_span_context, attributes)
+        span = ServerSpan(self, name, span_context, parent_span_context, attributes, kind)
         self.span_processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
         return span
 
@@ -119,11 +126,12 @@ class ServerSpan(trace.Span, ReadableSpan):
         context: SpanContext,
         parent: SpanContext | None,
         attributes: dict[str, Any],
+        kind: SpanKind = SpanKind.SERVER,
     ) -> None:
         # ReadableSpan's fields, set directly (its __init__ would only copy them again).
         self._name = name
         self._context = context
-        self._kind = SpanKind.SERVER
+        self._kind = kind
         self._instrumentation_info = None
         self._instrumentation_scope = factory.scope
         self._parent = parent
