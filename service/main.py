@@ -24,15 +24,14 @@ from service.data.downstream import DownstreamClient
 from service.server.body_limit import BodyLimitMiddleware
 from service.server.shutdown import GracefulShutdownManager
 from service.server.shutdown_middleware import ShutdownMiddleware
-from service.telemetry.access_log import AccessLogMiddleware
 from service.telemetry.dependency_spans import instrument_engine
 from service.telemetry.logs import get_logger
 from service.telemetry.metrics import AppMetrics, BuildInfo
+from service.telemetry.observability import ObservabilityMiddleware
 from service.telemetry.tracing import flush_tracing, setup_tracing
-from service.telemetry.tracing_middleware import TracingMiddleware
 
 log = get_logger("service.lifespan")
-# One tracing path only: our TracingMiddleware. FastAPI's native telemetry would add
+# One tracing path only: our ObservabilityMiddleware. FastAPI's native telemetry would add
 # a second set of spans as soon as a global TracerProvider exists.
 NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
@@ -127,8 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router, include_in_schema=False)  # not part of the public API
     add_error_handlers(app)
     # add_middleware wraps: the last added is the outermost, so the order is
-    # Tracing -> AccessLog -> Shutdown -> BodyLimit -> routes (rejected requests are
-    # logged and traced).
+    # Observability (span, then request id, metrics, access line) -> Shutdown ->
+    # BodyLimit -> routes (rejected requests are logged and traced).
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         ShutdownMiddleware,
@@ -138,13 +137,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app.state.metrics,
     )
     if settings.observability == "full":
+        # One layer for the span and the access line (it was TracingMiddleware outside
+        # AccessLogMiddleware: one wrapper of `send` less, measured by make bench).
         app.add_middleware(
-            AccessLogMiddleware,
+            ObservabilityMiddleware,
             slow_request_ms=settings.slow_request_ms,
             metrics=app.state.metrics,
             app_version=settings.app_version,
         )
-        app.add_middleware(TracingMiddleware)
     return app
 
 

@@ -1,5 +1,9 @@
 """AccessLogMiddleware: request id, one access line per request, JSON 500 on crashes; the
-request's metrics (duration by route template, active requests) and X-App-Version."""
+request's metrics (duration by route template, active requests) and X-App-Version.
+
+The product runs these rules inside ObservabilityMiddleware (observability.py), one layer
+with the server span; this class alone is the same without the span (`make bench`'s
+full-split variant puts it back under TracingMiddleware)."""
 
 from __future__ import annotations
 

@@ -318,7 +318,7 @@ def logging_config(service: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["json"], "level": level.upper()},
         "loggers": {
             "gunicorn.error": {"handlers": ["json"], "propagate": False, "level": level.upper()},
-            # Access lines come from our AccessLogMiddleware, with request and trace ids.
+            # Access lines come from our ObservabilityMiddleware, with request and trace ids.
             "gunicorn.access": quiet,
             "uvicorn.access": quiet,
             "uvicorn.error": {"handlers": ["json"], "propagate": False, "level": level.upper()},

@@ -1,6 +1,6 @@
 """OpenTelemetry set-up: one TracerProvider per worker process, created after fork.
 
-Server spans come from our TracingMiddleware (FastAPI's native telemetry is switched
+Server spans come from our ObservabilityMiddleware (FastAPI's native telemetry is switched
 off in main.py so a request is never traced twice). The standard OTEL_* variables
 apply: OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
 OTEL_PROPAGATORS, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS/TIMEOUT, OTEL_SDK_DISABLED,

@@ -5,7 +5,10 @@ url.path, url.scheme, network.protocol.version, client.address, user_agent.origi
 http.response.status_code, http.route) and joins the caller's trace through the global
 propagator (W3C traceparent by default; OTEL_PROPAGATORS applies). With the SDK's
 TracerProvider it is a ServerSpan (service/telemetry/tracing.py), the cheap path measured by
-`make bench`; with any other provider it comes from the plain API."""
+`make bench`; with any other provider it comes from the plain API.
+
+The product runs these rules inside ObservabilityMiddleware (observability.py), one layer
+with the access line, which uses start_span and propagation_headers from here."""
 
 from __future__ import annotations
 
