@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_summary.lua")
+WRK_PACED_SCRIPT = Path(__file__).with_name("wrk_paced.lua")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # wrk stops itself after --duration; this kills it if it ever does not.
 WRK_KILL_MARGIN_S = 20
@@ -50,9 +51,11 @@ def run_wrk(
     connections: int,
     server_pid: int | None = None,
     threads: int = 1,
+    delay_ms: float | None = None,
 ) -> LoadResult:
     """wrk against url for duration_s with a fixed number of connections; only
-    127.0.0.1 is ever targeted."""
+    127.0.0.1 is ever targeted. delay_ms: each connection waits this long between its
+    requests (a paced load, bench/wrk_paced.lua) instead of sending flat out."""
     if not url.startswith("http://127.0.0.1:"):
         raise LoadError(f"refusing to load anything but 127.0.0.1: {url}")
     binary = wrk_binary()
@@ -64,13 +67,17 @@ def run_wrk(
         f"--connections={connections}",
         f"--duration={max(1, round(duration_s))}s",
         f"--timeout={WRK_TIMEOUT_S}s",
-        f"--script={WRK_SCRIPT}",
+        f"--script={WRK_SCRIPT if delay_ms is None else WRK_PACED_SCRIPT}",
         url,
     ]
     cpu_before = process_tree_cpu_s(server_pid) if server_pid else None
     try:
         completed = subprocess.run(
-            command, capture_output=True, text=True, timeout=duration_s + WRK_KILL_MARGIN_S
+            command,
+            capture_output=True,
+            text=True,
+            timeout=duration_s + WRK_KILL_MARGIN_S,
+            env=None if delay_ms is None else {**os.environ, "BENCH_DELAY_MS": f"{delay_ms:.3f}"},
         )
     except subprocess.TimeoutExpired as exc:
         raise LoadError(f"wrk did not stop within {duration_s + WRK_KILL_MARGIN_S} s") from exc
@@ -139,9 +146,18 @@ def process_tree_cpu_s(pid: int) -> float:
 
 def peak_rss_mib(pid: int) -> float | None:
     """The process's peak resident set size (VmHWM) in MiB."""
+    return _status_mib(pid, "VmHWM:")
+
+
+def rss_mib(pid: int) -> float | None:
+    """The process's resident set size now (VmRSS) in MiB."""
+    return _status_mib(pid, "VmRSS:")
+
+
+def _status_mib(pid: int, field: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None

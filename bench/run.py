@@ -5,6 +5,11 @@ The variants of the same app run at once against one PostgreSQL, one Redis and o
 OTLP/HTTP receiver per variant:
   bare   OBSERVABILITY=off: no tracing, no access log (request id and shutdown middleware
          stay, as in the product)
+  floor  the least any code can spend on full's observable work (bench/floor_app.py): the
+         same app with one minimal pure-ASGI layer (request id, one server span with the
+         same attributes exported the same way, the same metrics updates, one JSON access
+         line written with one write(2)) and the same dependency spans; the goal is
+         full >= 0.95 x floor
   full   the product's default: a server span per request at 100% sampling, exported
          through a BatchSpanProcessor and the OTLP/HTTP exporter; the JSON access log;
          Prometheus metrics (request duration histogram, active requests)
@@ -16,6 +21,16 @@ Two more, on request (--variants), show where full's cost goes:
   full-no-export      full with OTEL_TRACES_EXPORTER=none: spans made, never exported
   full-no-access-log  full with LOG_LEVEL=warning: no access line, all else as full
   full-no-metrics     full with METRICS_ENABLED=false: nothing recorded, no listener
+  full-split          full with the two middlewares it had before (TracingMiddleware
+                      outside AccessLogMiddleware) instead of its one layer
+  full-before         full as it was before issue 18: the two middlewares, and
+                      dependency spans made by the SDK's Span (bench/ab_apps.py)
+And for the dependency spans (the items route reads Redis):
+  full-no-deps        full with OTEL_INSTRUMENT_DEPENDENCIES=false: no dependency spans
+  full-sdk-deps       full with our dependency spans made by the SDK's Span (as before
+                      they took the lean span; bench/ab_apps.py)
+  full-contrib-deps   full with the contrib SQLAlchemy and Redis instrumentations in
+                      place of ours (bench/contrib_deps_app.py)
 Each round loads every route with every variant in turn (the order rotates from round
 to round) with wrk for the same time; figures are medians over the rounds, and ratios are
 taken within a round, so slow phases of a shared machine hit both sides of a ratio.
@@ -53,15 +68,31 @@ from tools.testbed.servers import GUNICORN_COMMAND, PostgresServer, RedisServer,
 from tools.testbed.support import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-VARIANTS = ("bare", "full", "stock", "stock-lean")
+VARIANTS = ("bare", "floor", "full", "stock", "stock-lean")
 # Where full's cost goes (`make bench BENCH_ARGS="--variants bare,full,full-no-export,
 # full-no-access-log"`): full minus one part each, side by side with the others.
 BREAKDOWN_VARIANTS = ("full-no-export", "full-no-access-log", "full-no-metrics")
+# Full with its speed changes undone (bench/ab_apps.py): what each bought, in one run.
+AB_APPS = {
+    "full-split": "bench.ab_apps:build('split', 'lean')",
+    "full-sdk-deps": "bench.ab_apps:build('one', 'sdk')",
+    "full-before": "bench.ab_apps:build('split', 'sdk')",
+}
+# Dependency spans three ways, on the items route (`make bench BENCH_ARGS="--variants
+# bare,floor,full,full-no-deps,full-contrib-deps --routes /api/items/{id}"`).
+DEPENDENCY_VARIANTS = ("full-no-deps", "full-sdk-deps", "full-contrib-deps")
+AB_VARIANTS = ("full-split", "full-sdk-deps", "full-before")
+# The ratios printed beside each variant's figures.
+REFERENCES = ("bare", "floor")
 # Start-up and shutdown are measured for the product's two modes only.
 LIFECYCLE_VARIANTS = ("bare", "full")
 ROUTES = ("/api/ping", "/api/items/{id}")
 WORKERS = 2
 STOCK_MODULE = "opentelemetry.instrumentation.fastapi"
+CONTRIB_DEPS_MODULES = (
+    "opentelemetry.instrumentation.sqlalchemy",
+    "opentelemetry.instrumentation.redis",
+)
 PACKAGES = (
     "fastapi",
     "starlette",
@@ -70,6 +101,8 @@ PACKAGES = (
     "opentelemetry-sdk",
     "opentelemetry-exporter-otlp-proto-http",
     "opentelemetry-instrumentation-fastapi",
+    "opentelemetry-instrumentation-sqlalchemy",
+    "opentelemetry-instrumentation-redis",
 )
 
 
@@ -124,6 +157,17 @@ def make_variant(name: str) -> Variant:
         return Variant(name, "service.main:app", "off", CountingReceiver(), exports=False)
     if name == "full":
         return Variant(name, "service.main:app", "full", CountingReceiver(), access_log=True)
+    if name == "floor":
+        return Variant(name, "bench.floor_app:app", "full", CountingReceiver(), access_log=True)
+    if name in AB_APPS:  # full with one or both of its speed changes undone
+        return Variant(name, AB_APPS[name], "full", CountingReceiver(), access_log=True)
+    if name == "full-no-deps":
+        env = {"OTEL_INSTRUMENT_DEPENDENCIES": "false"}
+        return Variant(name, "service.main:app", "full", CountingReceiver(), env, access_log=True)
+    if name == "full-contrib-deps":  # ours off, the contrib instrumentations on
+        env = {"OTEL_INSTRUMENT_DEPENDENCIES": "false"}
+        app = "bench.contrib_deps_app:app"
+        return Variant(name, app, "full", CountingReceiver(), env, access_log=True)
     if name == "full-no-export":  # spans made and logged, never exported
         env = {"OTEL_TRACES_EXPORTER": "none"}
         return Variant(
@@ -178,6 +222,11 @@ def check_prerequisites(options: Options) -> list[str]:
     if stock and importlib.util.find_spec(STOCK_MODULE) is None:
         problems.append(
             "the stock variant needs bench/requirements.txt installed (make bench does it)"
+        )
+    contrib = "full-contrib-deps" in options.variants
+    if contrib and any(importlib.util.find_spec(m) is None for m in CONTRIB_DEPS_MODULES):
+        problems.append(
+            "full-contrib-deps needs bench/requirements.txt installed (make bench does it)"
         )
     return problems
 
@@ -284,16 +333,20 @@ def formatter_speed(lines: int) -> dict[str, Any]:
     return result
 
 
-def access_lines(service: ServiceProcess) -> dict[str, int]:
-    """request_completed lines in a variant's output, and how many carry a trace id."""
+def access_lines(service: ServiceProcess) -> dict[str, Any]:
+    """request_completed lines in a variant's output, how many carry a trace id, and the
+    fields of every 1000th line (the schema floor and full must share)."""
     total = with_trace = 0
+    fields: set[str] = set()
     if service.log_path.exists():
         with service.log_path.open("rb") as output:
             for line in output:
                 if b'"message":"request_completed"' in line:
+                    if total % 1000 == 0:
+                        fields.update(json.loads(line))
                     total += 1
                     with_trace += b'"trace_id":"' in line
-    return {"request_completed": total, "with_trace_id": with_trace}
+    return {"request_completed": total, "with_trace_id": with_trace, "fields": sorted(fields)}
 
 
 def wait_for_spans(variants: list[Variant], settle_s: float = 1.0) -> None:
@@ -326,22 +379,9 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
             cpu = [r.cpu_us_per_request for r in runs if r.cpu_us_per_request is not None]
             if cpu:
                 entry["cpu_us_per_request"] = spread(cpu)
-            if "bare" in by_name and variant.name != "bare":
-                bare_runs = by_name["bare"].runs[route]
-                ratios = [
-                    r.requests_per_s / b.requests_per_s
-                    for r, b in zip(runs, bare_runs, strict=True)
-                    if b.requests_per_s
-                ]
-                entry["ratio_to_bare"] = round(statistics.median(ratios), 3) if ratios else None
-                entry["ratio_to_bare_per_round"] = [round(x, 3) for x in ratios]
-                cpu_ratios = [
-                    b.cpu_us_per_request / r.cpu_us_per_request
-                    for r, b in zip(runs, bare_runs, strict=True)
-                    if r.cpu_us_per_request and b.cpu_us_per_request
-                ]
-                if cpu_ratios:
-                    entry["cpu_ratio_to_bare"] = round(statistics.median(cpu_ratios), 3)
+            for reference in REFERENCES:
+                if reference in by_name and variant.name != reference:
+                    entry.update(ratios_to(reference, runs, by_name[reference].runs[route]))
             summary["variants"][variant.name] = entry
         routes[route] = summary
     per_variant: dict[str, Any] = {}
@@ -381,6 +421,29 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
     }
 
 
+def ratios_to(
+    reference: str, runs: list[LoadResult], reference_runs: list[LoadResult]
+) -> dict[str, Any]:
+    """Medians of the per-round ratios to a reference variant: requests/s (ratio_to_<ref>)
+    and CPU per request (cpu_ratio_to_<ref>, the reference's over this one's)."""
+    found: dict[str, Any] = {}
+    ratios = [
+        r.requests_per_s / b.requests_per_s
+        for r, b in zip(runs, reference_runs, strict=True)
+        if b.requests_per_s
+    ]
+    found[f"ratio_to_{reference}"] = round(statistics.median(ratios), 3) if ratios else None
+    found[f"ratio_to_{reference}_per_round"] = [round(x, 3) for x in ratios]
+    cpu_ratios = [
+        b.cpu_us_per_request / r.cpu_us_per_request
+        for r, b in zip(runs, reference_runs, strict=True)
+        if r.cpu_us_per_request and b.cpu_us_per_request
+    ]
+    if cpu_ratios:
+        found[f"cpu_ratio_to_{reference}"] = round(statistics.median(cpu_ratios), 3)
+    return found
+
+
 def git_commit() -> str | None:
     try:
         completed = subprocess.run(
@@ -407,20 +470,24 @@ def package_versions() -> dict[str, str | None]:
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        f"{'route':<17}{'variant':<19}{'req/s':>9}{'vs bare':>9}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'CPU us/req':>11}{'CPU vs bare':>12}{'errors':>7}"
+        f"{'route':<17}{'variant':<19}{'req/s':>9}{'vs bare':>9}{'vs floor':>9}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'CPU us/req':>11}{'CPU vs bare':>12}{'CPU vs floor':>13}{'errors':>7}"
     ]
+
+    def figure(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else "-"
+
     for route, summary in results["routes"].items():
         for name, entry in summary["variants"].items():
-            ratio = entry.get("ratio_to_bare")
             cpu = entry.get("cpu_us_per_request", {}).get("median")
-            cpu_ratio = entry.get("cpu_ratio_to_bare")
             rows.append(
                 f"{route:<17}{name:<19}{entry['requests_per_s']['median']:>9,.0f}"
-                f"{(f'{ratio:.2f}' if ratio is not None else '-'):>9}"
+                f"{figure(entry.get('ratio_to_bare')):>9}"
+                f"{figure(entry.get('ratio_to_floor')):>9}"
                 f"{entry['p50_ms']['median']:>8.2f}{entry['p99_ms']['median']:>8.2f}"
                 f"{(f'{cpu:.0f}' if cpu is not None else '-'):>11}"
-                f"{(f'{cpu_ratio:.2f}' if cpu_ratio is not None else '-'):>12}"
+                f"{figure(entry.get('cpu_ratio_to_bare')):>12}"
+                f"{figure(entry.get('cpu_ratio_to_floor')):>13}"
                 f"{entry['errors']:>7}"
             )
     rows.append("")
@@ -471,6 +538,13 @@ def problems_in(results: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: no access line in its log")
         if any(code != 0 for code in info.get("exit_codes", [])):
             problems.append(f"{name}: exit code {info['exit_codes']} after SIGTERM")
+    floor = results["variants"].get("floor", {}).get("access_lines")
+    full = results["variants"].get("full", {}).get("access_lines")
+    if floor and full and floor["fields"] != full["fields"]:
+        problems.append(
+            f"floor's access lines have other fields than full's: {floor['fields']} "
+            f"vs {full['fields']}"
+        )
     return problems
 
 

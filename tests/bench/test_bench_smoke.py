@@ -15,7 +15,7 @@ from tests.support import missing, require_tool
 from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.integration
-VARIANTS = {"bare", "full", "stock", "stock-lean"}
+VARIANTS = {"bare", "floor", "full", "stock", "stock-lean"}
 ROUTES = {"/api/ping", "/api/items/{id}"}
 
 
@@ -50,11 +50,15 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
             assert entry["errors"] == 0
             assert entry["requests_per_s"]["median"] > 0
             assert ("ratio_to_bare" in entry) == (name != "bare")
+            assert ("ratio_to_floor" in entry) == (name != "floor")
     variants = results["variants"]
     assert variants["bare"]["spans_received"] == 0
     for name in VARIANTS - {"bare"}:
         assert variants[name]["spans_received"] > 0
     assert variants["full"]["access_lines"]["with_trace_id"] > 0
+    # The floor writes the product's access line: the same fields (the run checks it too).
+    assert variants["floor"]["access_lines"]["with_trace_id"] > 0
+    assert variants["floor"]["access_lines"]["fields"] == variants["full"]["access_lines"]["fields"]
     for name in ("bare", "full"):
         assert variants[name]["exit_codes"] == [0]
         assert variants[name]["start_to_ready_s"]["median"] > 0
@@ -76,3 +80,20 @@ def test_breakdown_variants_each_leave_out_their_part(tmp_path: Path) -> None:
     assert "access_lines" not in info["full-no-access-log"]
     ping = results["routes"]["/api/ping"]["variants"]
     assert all(entry["errors"] == 0 for entry in ping.values())
+
+
+def test_floor_and_dependency_variants_export_the_spans_they_should(tmp_path: Path) -> None:
+    """On the items route (a cache hit: one Redis GET per request) the floor exports what
+    full exports, a server span and a Redis span per request, and so do full's
+    dependency-span variants but full-no-deps (the server span only)."""
+    variants = "floor,full,full-no-deps,full-sdk-deps,full-contrib-deps"
+    results = run_smoke(tmp_path, f"--variants {variants} --routes /api/items/{{id}}")
+    info = results["variants"]
+    assert set(info) == set(variants.split(","))
+    for name in ("floor", "full", "full-sdk-deps", "full-contrib-deps"):
+        assert info[name]["spans_per_request"] == pytest.approx(2, abs=0.1), name
+    assert info["full-no-deps"]["spans_per_request"] == pytest.approx(1, abs=0.1)
+    assert info["floor"]["access_lines"]["fields"] == info["full"]["access_lines"]["fields"]
+    items = results["routes"]["/api/items/{id}"]["variants"]
+    assert all(entry["errors"] == 0 for entry in items.values())
+    assert all("ratio_to_floor" in entry for name, entry in items.items() if name != "floor")
