@@ -2,9 +2,11 @@
 #
 # bench        the full benchmark (a few minutes): writes bench/results/bench.json + bench.png
 # bench-smoke  a very short run for CI (< ~60 s), results in BENCH_SMOKE_OUT; figures not judged
+# bench-memory RSS per worker after 1 and 5 minutes at half capacity (~6 min per variant):
+#              bench/results/memory.json; BENCH_MEMORY_ARGS, e.g. "--variants bare,full"
 # BENCH_ARGS   extra arguments for `python -m bench`, e.g. BENCH_ARGS="--rounds 3"
 
-.PHONY: bench bench-smoke bench-deps
+.PHONY: bench bench-smoke bench-deps bench-memory
 
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum < bench/requirements.txt | cut -d' ' -f1)
 BENCH_SMOKE_OUT ?= $(or $(TMPDIR),/tmp)/fastapi-app-bench-smoke
@@ -21,3 +23,6 @@ bench: venv $(BENCH_STAMP) ## benchmark bare vs full observability vs stock inst
 
 bench-smoke: venv $(BENCH_STAMP) ## a very short benchmark run, as CI's smoke test (figures not judged)
 	$(BIN)/python -m bench --smoke --out $(BENCH_SMOKE_OUT) $(BENCH_ARGS)
+
+bench-memory: venv $(BENCH_STAMP) ## memory growth: RSS per worker after 1 and 5 min at half capacity (~6 min)
+	$(BIN)/python -m bench.memory $(BENCH_MEMORY_ARGS)
