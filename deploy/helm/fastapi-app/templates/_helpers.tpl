@@ -268,6 +268,10 @@ the G that matches its own T (a ConfigMap is shared by the old and the new pods 
 {{- if not (kindIs "invalid" $c.forwardedAllowIps) }}
 {{- $_ := set $data "FORWARDED_ALLOW_IPS" $c.forwardedAllowIps }}
 {{- end }}
+{{- if $c.downstreamUrl }}{{ $_ := set $data "DOWNSTREAM_URL" $c.downstreamUrl }}{{ end }}
+{{- if not (kindIs "invalid" $c.downstreamTimeoutSeconds) }}
+{{- $_ := set $data "DOWNSTREAM_TIMEOUT_SECONDS" (toString $c.downstreamTimeoutSeconds) }}
+{{- end }}
 {{- $otel := $c.opentelemetry }}
 {{- if $otel.serviceName }}{{ $_ := set $data "OTEL_SERVICE_NAME" $otel.serviceName }}{{ end }}
 {{- if $otel.exporterOtlpEndpoint }}{{ $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" $otel.exporterOtlpEndpoint }}{{ end }}
@@ -353,6 +357,7 @@ user sees all problems in one run. Every template that depends on these values i
   "userLabels"
   "serviceType"
   "httpRoute"
+  "downstreamPeers"
 }}
 {{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $ | trim) -}}
 {{- end -}}
@@ -557,5 +562,12 @@ service.loadBalancerSourceRanges needs service.type LoadBalancer (it is {{ $svc.
 {{- define "fastapi-app.validateValues.httpRoute" -}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway to attach to), e.g. {name: gateway, namespace: infra}
+{{- end }}
+{{- end }}
+
+{{/* A rule toward the downstream without a downstream to call. */}}
+{{- define "fastapi-app.validateValues.downstreamPeers" -}}
+{{- if and .Values.networkPolicy.downstream.peers (not .Values.config.downstreamUrl) -}}
+networkPolicy.downstream.peers is set but config.downstreamUrl is empty, so the pods call no downstream: set config.downstreamUrl (e.g. http://backend-fastapi-app:80) or leave the peers empty
 {{- end }}
 {{- end }}
