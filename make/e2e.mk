@@ -11,14 +11,20 @@
 #                  image-archive` puts on every node (works with any builder and image store)
 #   e2e-deps       throwaway PostgreSQL and Redis (tests/e2e/manifests; E2E_POSTGRES_IMAGE,
 #                  E2E_REDIS_IMAGE) in E2E_NAMESPACE
-#   e2e-install    helm upgrade --install --wait, 3 replicas, Service on NodePort E2E_NODE_PORT;
-#                  the image's ID is a pod annotation, so a rebuilt image rolls the pods of a
-#                  kept cluster even though the tag stays the same
-#   e2e-helm-test  helm test (the chart's readiness check through the Service)
+#   e2e-install    two releases of the same image, each helm upgrade --install --wait (the
+#                  chart's migration hook Job runs first, on the throwaway PostgreSQL): the
+#                  backend E2E_BACKEND_RELEASE (1 pod, ClusterIP, only labelled clients in),
+#                  then the frontend E2E_RELEASE (3 replicas, Service on NodePort
+#                  E2E_NODE_PORT, DOWNSTREAM_URL the backend, the backend's client label);
+#                  both with NetworkPolicies restricting egress (python -m tests.e2e.releases
+#                  writes their values); the image's ID is a pod annotation, so a rebuilt
+#                  image rolls the pods of a kept cluster even though the tag stays the same
+#   e2e-helm-test  helm test of both releases (the chart's readiness check through the Service)
 #   e2e-test       pytest -m e2e tests/e2e: readiness through the NodePort, trace ids in the
-#                  pods' JSON logs, a pod deleted during a long request, rolling-update drills
-#                  under load (tools/drill; a JSON report and a timeline picture each), the
-#                  kustomize prod overlay
+#                  pods' JSON logs, one trace through both releases, a pod deleted during a
+#                  long request, rolling-update drills under load (tools/drill; a JSON report
+#                  and a timeline picture each), the migration Job (again on an upgrade,
+#                  and a failed one stopping an --atomic upgrade), the kustomize prod overlay
 # If a step fails, e2e-logs saves the cluster's logs under E2E_ARTIFACTS/cluster-logs. At the
 # end the cluster is deleted if make e2e created it, unless E2E_KEEP=1; a cluster that was
 # there before (KIND_CLUSTER=yours) is left alone; so it is when make e2e is interrupted
@@ -30,6 +36,7 @@ E2E_KEEP ?= 0
 E2E_CONTEXT ?= kind-$(KIND_CLUSTER)
 E2E_NAMESPACE ?= fastapi-app-e2e
 E2E_RELEASE ?= fastapi-app
+E2E_BACKEND_RELEASE ?= fastapi-app-backend
 E2E_REPLICAS ?= 3
 E2E_IMAGE_REPO ?= fastapi-app
 E2E_TAG ?= e2e
@@ -61,7 +68,7 @@ E2E_H = $(E2E_HELM) --kube-context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
 E2E_STEPS = e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test
 
 # What the suite and scripts/e2e.sh read (tests/e2e/settings.py has the same defaults).
-export KIND KIND_CLUSTER E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_IMAGE_REPO E2E_TAG \
+export KIND KIND_CLUSTER E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_BACKEND_RELEASE E2E_IMAGE_REPO E2E_TAG \
 	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE \
 	E2E_POSTGRES_IMAGE E2E_REDIS_IMAGE
 
@@ -111,9 +118,19 @@ e2e-deps: venv
 	$(E2E_K) apply -f $(E2E_ARTIFACTS)/backing-services.yaml
 	$(E2E_K) wait --for=condition=Available deployment/postgres deployment/redis --timeout=300s
 
-e2e-install:
+e2e-install: venv
+	mkdir -p $(E2E_ARTIFACTS)
+	$(BIN)/python -m tests.e2e.releases backend > $(E2E_ARTIFACTS)/values-backend.yaml
+	$(BIN)/python -m tests.e2e.releases frontend > $(E2E_ARTIFACTS)/values-frontend.yaml
 	image_id="$$($(DOCKER) image inspect -f '{{.Id}}' $(E2E_IMAGE))" && test -n "$$image_id" && \
+	$(E2E_H) upgrade --install $(E2E_BACKEND_RELEASE) $(CHART) -f tests/e2e/values-e2e.yaml \
+		-f $(E2E_ARTIFACTS)/values-backend.yaml \
+		--set fullnameOverride=$(E2E_BACKEND_RELEASE) --set replicaCount=1 \
+		--set image.repository=$(E2E_IMAGE_REPO) --set image.tag=$(E2E_TAG) \
+		--set-string podAnnotations.$(E2E_IMAGE_ID_ANNOTATION)="$$image_id" \
+		--wait --timeout 10m && \
 	$(E2E_H) upgrade --install $(E2E_RELEASE) $(CHART) -f tests/e2e/values-e2e.yaml \
+		-f $(E2E_ARTIFACTS)/values-frontend.yaml \
 		--set fullnameOverride=$(E2E_RELEASE) --set replicaCount=$(E2E_REPLICAS) \
 		--set image.repository=$(E2E_IMAGE_REPO) --set image.tag=$(E2E_TAG) \
 		--set-string podAnnotations.$(E2E_IMAGE_ID_ANNOTATION)="$$image_id" \
@@ -123,6 +140,7 @@ e2e-install:
 	$(E2E_K) rollout status deployment/$(E2E_RELEASE) --timeout=300s
 
 e2e-helm-test:
+	$(E2E_H) test $(E2E_BACKEND_RELEASE) --timeout 5m
 	$(E2E_H) test $(E2E_RELEASE) --timeout 5m
 
 # E2E_DOCKER: the suite reads each kind node's clock with `docker exec <node> date`.

@@ -100,9 +100,9 @@ class Cluster:
     def pod_names(self, namespace: str | None = None, selector: str | None = None) -> list[str]:
         return [str(p["metadata"]["name"]) for p in self.pods(namespace, selector)]
 
-    def log(self, pod: str, namespace: str | None = None) -> str:
+    def log(self, pod: str, namespace: str | None = None, container: str = "app") -> str:
         text: str = self.core.read_namespaced_pod_log(
-            pod, namespace or self.settings.namespace, container="app",
+            pod, namespace or self.settings.namespace, container=container,
             _request_timeout=REQUEST_TIMEOUT_S,
         )  # fmt: skip
         return text
@@ -324,6 +324,39 @@ class PodWatch:
         self.thread.stop()
         if self.thread.error is not None:
             raise AssertionError(f"pod watch failed: {_short(self.thread.error)}")
+
+
+class JobPodWatch:
+    """The pods of one Job as they come and go (a hook Job and its pods are deleted when it
+    succeeds, so what helm ran is only seen while it runs): pod name -> its last state."""
+
+    def __init__(self, cluster: Cluster, job: str) -> None:
+        self.job = job
+        self.pods: dict[str, Raw] = {}
+        self.deleted: set[str] = set()
+        self.thread = ListWatch(
+            cluster, cluster.core.list_namespaced_pod, f"batch.kubernetes.io/job-name={job}",
+            self._event,
+        )  # fmt: skip
+
+    def _event(self, kind: str, raw: Raw, at: float) -> None:
+        labels = raw["metadata"].get("labels") or {}
+        if labels.get("batch.kubernetes.io/job-name") != self.job:
+            return
+        name = str(raw["metadata"]["name"])
+        self.pods[name] = raw
+        if kind == "DELETED":
+            self.deleted.add(name)
+
+    def start(self) -> JobPodWatch:
+        self.thread.start()
+        self.thread.synced.wait(30)
+        return self
+
+    def stop(self) -> None:
+        self.thread.stop()
+        if self.thread.error is not None:
+            raise AssertionError(f"job pod watch failed: {_short(self.thread.error)}")
 
 
 class LogFollower(threading.Thread):

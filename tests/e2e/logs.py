@@ -138,3 +138,30 @@ def shutdown_problems(
 
 def describe_bad_lines(pod: str, parsed: ParsedLog, limit: int = 3) -> list[str]:
     return [f"{pod} line {n}: {text[:200]!r}" for n, text in parsed.bad_lines[:limit]]
+
+
+def trace_problems(
+    frontend: Iterable[Record], backend: Iterable[Record], trace_id: str, request_id: str
+) -> list[str]:
+    """One request through two releases: the frontend's access line for /api/downstream and
+    the backend's for the call it made (/api/ping) both carry the trace id sent, and the
+    backend's carries the request id the frontend passed on (X-Request-ID)."""
+    problems = []
+    hops = {
+        "frontend": (list(frontend), "/api/downstream"),
+        "backend": (list(backend), "/api/ping"),
+    }
+    for side, (records, path) in hops.items():
+        lines = [
+            r for r in with_trace(records, trace_id)
+            if r.get("message") == "request_completed" and r.get("path") == path
+        ]  # fmt: skip
+        if not lines:
+            problems.append(f"{side}: no request_completed for {path} with trace_id {trace_id}")
+        elif lines[0].get("status_code") != 200:
+            problems.append(f"{side}: {path} answered {lines[0].get('status_code')}: {lines[0]}")
+        elif lines[0].get("request_id") != request_id:
+            problems.append(
+                f"{side}: request_id {lines[0].get('request_id')!r}, sent {request_id!r}"
+            )
+    return problems

@@ -42,6 +42,7 @@ class E2ESettings:
     context: str  # kubeconfig context the suite may touch (never any other)
     namespace: str
     release: str  # helm release, also the objects' name (fullnameOverride)
+    backend_release: str  # the second release, the frontend's DOWNSTREAM_URL
     url: str  # the Service's NodePort as seen from this machine
     kubectl: str
     helm: str
@@ -60,6 +61,17 @@ class E2ESettings:
         """Labels of the release's app pods (the helm test pod does not carry the name)."""
         return f"app.kubernetes.io/name=fastapi-app,app.kubernetes.io/instance={self.release}"
 
+    @property
+    def backend_selector(self) -> str:
+        return (
+            f"app.kubernetes.io/name=fastapi-app,app.kubernetes.io/instance={self.backend_release}"
+        )
+
+    @property
+    def migration_job(self) -> str:
+        """The migration Job of the release (the chart's <fullname>-migrate)."""
+        return f"{self.release}-migrate"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = REPO_ROOT) -> E2ESettings:
         env = os.environ if env is None else env
@@ -75,6 +87,7 @@ class E2ESettings:
             context=env.get("E2E_CONTEXT") or f"kind-{cluster}",
             namespace=env.get("E2E_NAMESPACE") or "fastapi-app-e2e",
             release=env.get("E2E_RELEASE") or "fastapi-app",
+            backend_release=env.get("E2E_BACKEND_RELEASE") or "fastapi-app-backend",
             url=(env.get("E2E_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             kubectl=_tool(env, "kubectl", "E2E_KUBECTL", (root / ".venv/bin/kubectl",), root),
             helm=_tool(env, "helm", "E2E_HELM", (root / ".tools/bin/helm",), root),

@@ -14,6 +14,7 @@ from tests.e2e.cluster import (
     WATCH_TIMEOUT_S,
     Cluster,
     EndpointWatch,
+    JobPodWatch,
     LogFollower,
     PodWatch,
     connect,
@@ -199,6 +200,37 @@ def test_pod_watch_records_deletion_exit_code_and_gone(
     watch.stop()
     assert watch.deleting_at["a"] <= watch.gone_at["a"]
     assert watch.terminated["a"] == {"exitCode": 0, "reason": "Completed"}
+
+
+def test_job_pod_watch_keeps_the_pods_of_a_job_that_helm_deletes(
+    cluster: Cluster, fake: FakeApiServer
+) -> None:
+    """A hook Job's pods are deleted with it when it succeeds: the watch keeps their last
+    state; pods of other Jobs are left out."""
+    job = {"batch.kubernetes.io/job-name": "fastapi-app-migrate"}
+    watch = JobPodWatch(cluster, "fastapi-app-migrate").start()
+    wait_for(lambda: fake.open_watches == 1, 10, what="the watch open on the server")
+    assert fake.watches[-1]["labelSelector"] == "batch.kubernetes.io/job-name=fastapi-app-migrate"
+    running = pod("fastapi-app-migrate-x1", labels=job)
+    running["status"]["phase"] = "Running"
+    fake.queue_event("pods", "ADDED", running)
+    fake.queue_event(
+        "pods", "ADDED", pod("other-job-y", labels={"batch.kubernetes.io/job-name": "y"})
+    )
+    done = pod("fastapi-app-migrate-x1", labels=job)
+    done["status"]["phase"] = "Succeeded"
+    fake.queue_event("pods", "MODIFIED", done)
+    fake.queue_event("pods", "DELETED", done)
+    wait_for(lambda: "fastapi-app-migrate-x1" in watch.deleted, 10, what="the Job's pod gone")
+    watch.stop()
+    assert set(watch.pods) == {"fastapi-app-migrate-x1"}
+    assert watch.pods["fastapi-app-migrate-x1"]["status"]["phase"] == "Succeeded"
+
+
+def test_logs_of_another_container(cluster: Cluster, fake: FakeApiServer) -> None:
+    fake.logs[("ns", "job-pod")] = ['{"message": "migration_failed"}']
+    assert cluster.log("job-pod", container="migrate") == '{"message": "migration_failed"}\n'
+    assert any(r.endswith("/pods/job-pod/log") for r in fake.requests)
 
 
 def test_command_lines(cluster: Cluster) -> None:

@@ -98,3 +98,22 @@ def test_last_timestamp_and_no_sigterm() -> None:
     assert logs.sigterm_at(recs) is None
     assert logs.last_timestamp(recs) == logs.parse_timestamp("2026-01-02T03:04:05.678Z")
     assert logs.last_timestamp([]) is None
+
+
+def test_one_trace_over_two_releases() -> None:
+    trace, request = "ab" * 16, "req-1"
+
+    def line(path: str, **extra: Any) -> dict[str, Any]:
+        return {"message": "request_completed", "path": path, "trace_id": trace,
+                "request_id": request, "status_code": 200, **extra}  # fmt: skip
+
+    front: list[dict[str, Any]] = [line("/api/downstream"), {"message": "other", "trace_id": trace}]
+    back = [line("/api/ping")]
+    assert logs.trace_problems(front, back, trace, request) == []
+    assert logs.trace_problems(front, [], trace, request) == [
+        f"backend: no request_completed for /api/ping with trace_id {trace}"
+    ]
+    wrong = logs.trace_problems(front, [line("/api/ping", request_id="x")], trace, request)
+    assert wrong == ["backend: request_id 'x', sent 'req-1'"]
+    failed = logs.trace_problems([line("/api/downstream", status_code=502)], back, trace, request)
+    assert failed and failed[0].startswith("frontend: /api/downstream answered 502")

@@ -53,8 +53,11 @@ def test_adapt_the_prod_overlay_changes_only_image_and_secret() -> None:
     docs = list(rendered_prod())
     adapted = overlay.adapt(docs, image="fastapi-app:e2e", secrets=SECRETS)
     assert [d["kind"] for d in adapted] == [d["kind"] for d in docs]
-    (container,) = overlay.app_containers(adapted)
-    assert container["image"] == "fastapi-app:e2e" and container["imagePullPolicy"] == "Never"
+    # The app and the migration Job run the app's image: both are replaced.
+    containers = list(overlay.app_containers(adapted))
+    assert [c["name"] for c in containers] == ["app", "migrate"]
+    for container in containers:
+        assert container["image"] == "fastapi-app:e2e" and container["imagePullPolicy"] == "Never"
     secret = overlay.first(adapted, "Secret")
     assert secret is not None
     values = overlay.decoded_secret(secret)
@@ -62,11 +65,11 @@ def test_adapt_the_prod_overlay_changes_only_image_and_secret() -> None:
     original = overlay.first(docs, "Secret")
     assert original is not None and secret["metadata"] == original["metadata"]  # same hash name
     for before, after in zip(docs, adapted, strict=True):
-        if before["kind"] not in {"Secret", "Deployment"}:
+        if before["kind"] not in {"Secret", "Deployment", "Job"}:
             assert before == after
     assert overlay.first(docs, "Deployment") != overlay.first(adapted, "Deployment")
-    (original_container,) = overlay.app_containers(docs)
-    assert original_container["image"].startswith("registry.example.com/")  # input untouched
+    for original_container in overlay.app_containers(docs):
+        assert original_container["image"].startswith("registry.example.com/")  # untouched
 
 
 def test_where_the_overlay_expects_its_database_and_clients() -> None:

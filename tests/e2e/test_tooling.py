@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -21,7 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.settings import BACKING_MANIFEST, DEFAULT_NODE_PORT, KIND_CONFIG, VALUES_FILE
+from tests.e2e import releases as e2e_releases
+from tests.e2e.settings import (
+    BACKING_MANIFEST,
+    DEFAULT_NODE_PORT,
+    KIND_CONFIG,
+    VALUES_FILE,
+    E2ESettings,
+)
 from tests.support import require_tool
 from tools.testbed.support import REPO_ROOT, wait_for
 
@@ -37,8 +45,12 @@ E2E_TESTS = {
     "test_kind_app.py::test_ready_through_the_nodeport_with_database_and_redis",
     "test_kind_app.py::test_traceparent_is_logged_as_trace_id_and_every_line_is_json",
     "test_kind_app.py::test_deleted_pod_finishes_its_long_task_and_shuts_down_in_order",
+    "test_kind_downstream.py::test_one_trace_through_two_releases",
     "test_kind_drills.py::test_rollout_restart_under_load_loses_no_request",
     "test_kind_drills.py::test_image_tag_change_under_load_loses_no_request",
+    "test_kind_migrations.py::test_the_install_migrated_to_the_head",
+    "test_kind_migrations.py::test_a_second_upgrade_runs_the_job_again_and_applies_nothing",
+    "test_kind_migrations.py::test_a_failed_migration_stops_an_atomic_upgrade_before_any_pod_changes",
     "test_kind_prod_overlay.py::test_prod_overlay_becomes_ready",
 }
 
@@ -140,14 +152,23 @@ def test_make_dry_run_shows_the_whole_sequence() -> None:
         "-m tests.e2e.backing > var/e2e/backing-services.yaml",
         "apply -f var/e2e/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
+        "-m tests.e2e.releases backend > var/e2e/values-backend.yaml",
+        "-m tests.e2e.releases frontend > var/e2e/values-frontend.yaml",
         "image inspect -f '{{.Id}}' fastapi-app:e2e",
+        "upgrade --install fastapi-app-backend deploy/helm/fastapi-app",
+        "-f tests/e2e/values-e2e.yaml",
+        "-f var/e2e/values-backend.yaml",
+        "--set fullnameOverride=fastapi-app-backend --set replicaCount=1",
+        "--wait",
         "upgrade --install fastapi-app deploy/helm/fastapi-app -f tests/e2e/values-e2e.yaml",
+        "-f var/e2e/values-frontend.yaml",
         "--set replicaCount=3",
         '--set-string podAnnotations.fastapi-app/e2e-image-id="$image_id"',
         "--wait",
         '"nodePort":30080',
         "rollout status deployment/fastapi-app",
-        "test fastapi-app",
+        "test fastapi-app-backend",
+        "test fastapi-app ",
         "E2E_REQUIRED=1 .venv/bin/pytest -m e2e tests/e2e",
         "kind delete cluster --name fastapi-app-e2e",
     ]
@@ -274,17 +295,22 @@ def test_kind_config_maps_the_nodeport_of_a_three_node_cluster() -> None:
 
 
 def render_e2e_install(*set_string: str) -> list[dict[str, Any]]:
-    """The chart as `make e2e-install` installs it (its --set flags, Kubernetes 1.37)."""
+    """The chart as `make e2e-install` installs the frontend release (its values files and
+    --set flags, Kubernetes 1.37)."""
     helm = require_tool("helm", "bash tools/install-helm.sh")
-    args = re.search(r"upgrade --install .*?--wait", dry_run(), flags=re.DOTALL)
+    args = re.search(r"upgrade --install fastapi-app .*?--wait", dry_run(), flags=re.DOTALL)
     assert args is not None
     flags = re.findall(r"--set (\S+)", args.group(0))
-    done = run(
-        [helm, "template", "fastapi-app", "deploy/helm/fastapi-app", "-f", str(VALUES_FILE),
-         *[f"--set={f}" for f in flags], *[f"--set-string={f}" for f in set_string],
-         "--kube-version", "1.37.0"],
-        clean_env(),
-    )  # fmt: skip
+    frontend = yaml.safe_dump(e2e_releases.frontend_values(E2ESettings.from_env({})))
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
+        values.write(frontend)
+        values.flush()
+        done = run(
+            [helm, "template", "fastapi-app", "deploy/helm/fastapi-app", "-f", str(VALUES_FILE),
+             "-f", values.name, *[f"--set={f}" for f in flags],
+             *[f"--set-string={f}" for f in set_string], "--kube-version", "1.37.0"],
+            clean_env(),
+        )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
@@ -406,11 +432,19 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
         f"apply -f {artifacts}/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
         "docker image inspect -f {{.Id}} fastapi-app:e2e",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install"
+        " fastapi-app-backend",
+        f"-f {artifacts}/values-backend.yaml",
+        f"podAnnotations.fastapi-app/e2e-image-id={IMAGE_ID}",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install"
+        " fastapi-app ",
+        f"-f {artifacts}/values-frontend.yaml",
         f"podAnnotations.fastapi-app/e2e-image-id={IMAGE_ID}",
         "patch service fastapi-app",
         "rollout status deployment/fastapi-app",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test"
+        " fastapi-app-backend",
+        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app ",
         "kind export logs",
         "get events -A",
         "kind delete cluster --name fastapi-app-e2e",
@@ -421,6 +455,8 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     backing = (artifacts / "backing-services.yaml").read_text()
     assert "image: mirror.invalid/postgres:17-alpine" in backing, backing
     assert "image: redis:" in backing  # E2E_REDIS_IMAGE not set: the manifest's own
+    frontend = yaml.safe_load((artifacts / "values-frontend.yaml").read_text())
+    assert frontend["config"]["downstreamUrl"] == "http://fastapi-app-backend:80"
     assert (artifacts / "cluster-logs" / "events.txt").exists()
     assert not (artifacts / "created-fastapi-app-e2e").exists()  # deleted with the cluster
     assert not (tmp_path / "clusters").exists()
