@@ -212,9 +212,15 @@ class Load:
         self.stop()
 
     def stop(self) -> None:
+        """Stop sending, and wait for the requests in flight: their outcomes belong in the
+        snapshot (the server logs them either way). A request's socket operations time out
+        after timeout_s each, so a very busy machine can take a few of those to finish."""
         self.stopping.set()
+        deadline = time.monotonic() + 3 * (self.timeout_s + 5)
         for thread in self.threads:
-            thread.join(self.timeout_s + 5)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not alive, f"load threads still running after {3 * (self.timeout_s + 5)} s: {alive}"
 
     def _run(self, number: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)

@@ -21,13 +21,19 @@ INGRESS_NAMESPACE = {
 
 def test_only_the_api_port_is_exposed() -> None:
     result = render({"networkPolicy": {"enabled": True}})
-    (port,) = result.app_container()["ports"]
-    assert port["name"] == "http"
+    ports = {port["name"] for port in result.app_container()["ports"]}
+    assert ports == {"http", "metrics"}  # the admin listener is on loopback, never a port
     (service_port,) = result.one("Service")["spec"]["ports"]
     assert service_port["targetPort"] == "http"
-    # The policy admits that one port; the admin listener is on loopback, not exposed.
+    # The policy admits the API port only: metrics only from the Prometheus namespace named.
     policy = result.one("NetworkPolicy")["spec"]
     assert [rule["ports"] for rule in policy["ingress"]] == [[{"port": "http", "protocol": "TCP"}]]
+    scraped = render({"networkPolicy": {"enabled": True, "prometheusNamespace": "monitoring"}})
+    rules = scraped.one("NetworkPolicy")["spec"]["ingress"]
+    [metrics_rule] = [rule for rule in rules if rule["ports"][0]["port"] == "metrics"]
+    assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    [peer] = metrics_rule["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
 
 
 def test_policy_limits_who_reaches_the_service_port() -> None:
