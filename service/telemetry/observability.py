@@ -92,32 +92,6 @@ class ObservabilityMiddleware(AccessLogMiddleware):
                     incoming_id = value
                 elif name == b"user-agent":
                     user_agent = value.decode("latin-1")[:MAX_UA_CHARS]
-        try:
-            await self._serve(scope, receive, send, span, incoming_id, user_agent)
-        except Exception as exc:  # what the SDK's start_as_current_span records
-            if span is not None and span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            raise
-        finally:
-            if span is not None:
-                route_path = getattr(scope.get("route"), "path", None)
-                if route_path:
-                    span.set_attribute("http.route", route_path)
-                    span.update_name(f"{method} {route_path}")
-                otel_context.detach(otel_token)  # type: ignore[arg-type]
-                span.end()
-
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        span: Any,
-        incoming_id: bytes | None,
-        user_agent: str,
-    ) -> None:
-        """AccessLogMiddleware's part, inside the span."""
         started = time.perf_counter()
         request_id = accept_or_generate(incoming_id)
         request_token = context.request_id.set(request_id)
@@ -129,7 +103,7 @@ class ObservabilityMiddleware(AccessLogMiddleware):
         metrics = self.metrics
         active = None
         if metrics is not None:
-            active = metrics.active(scope["method"])
+            active = metrics.active(method)
             active.inc()
 
         async def send_observed(message: Message) -> None:
@@ -144,38 +118,67 @@ class ObservabilityMiddleware(AccessLogMiddleware):
                         span.set_status(_ERROR)
             await send(message)
 
+        try:
+            # AccessLogMiddleware's part, inside the span.
+            try:
+                await self.app(scope, receive, send_observed)
+            except Exception as exc:
+                status = 500
+                await self._unhandled(scope, send, span, exc, response_started, extra_headers)
+            finally:
+                seconds = time.perf_counter() - started
+                if metrics is not None and active is not None:
+                    active.dec()
+                    # The template, never the raw path: "" when no route matched (a 404).
+                    route = getattr(scope.get("route"), "path", "")
+                    metrics.observe_request(method, route, status, seconds)
+                self._log(scope, status, round(seconds * 1000, 2), user_agent)
+                context.request_id.reset(request_token)
+                context.user_id.reset(user_token)
+        except Exception as exc:  # what the SDK's start_as_current_span records
+            if span is not None and span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            if span is not None:
+                route_path = getattr(scope.get("route"), "path", None)
+                if route_path:
+                    span.set_attribute("http.route", route_path)
+                    span.update_name(f"{method} {route_path}")
+                otel_context.detach(otel_token)  # type: ignore[arg-type]
+                span.end()
+
+    async def _unhandled(
+        self,
+        scope: Scope,
+        send: Send,
+        span: Any,
+        exc: Exception,
+        response_started: bool,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """An exception from the app: recorded on the current span, logged with its
+        traceback, and a JSON 500 when no response had started (AccessLogMiddleware's)."""
+        current = trace.get_current_span()
+        current.record_exception(exc)
+        current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        log.error(
+            "unhandled_exception",
+            exc_info=exc,
+            method=scope["method"],
+            path=scope["path"],
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        if response_started:
+            return
+
         async def send_traced(message: Message) -> None:
-            """The error answer's path: the span sees its status, headers come with it."""
+            """The error answer's path: the span sees its status; the headers come with it."""
             if message["type"] == "http.response.start" and span is not None:
                 span.set_attribute("http.response.status_code", int(message["status"]))
                 if int(message["status"]) >= 500:
                     span.set_status(_ERROR)
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_observed)
-        except Exception as exc:
-            status = 500
-            current = trace.get_current_span()
-            current.record_exception(exc)
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            log.error(
-                "unhandled_exception",
-                exc_info=exc,
-                method=scope["method"],
-                path=scope["path"],
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            if not response_started:
-                await send_error(send_traced, 500, "Internal Server Error", extra_headers)
-        finally:
-            seconds = time.perf_counter() - started
-            if metrics is not None and active is not None:
-                active.dec()
-                # The template, never the raw path: "" when no route matched (a 404).
-                route = getattr(scope.get("route"), "path", "")
-                metrics.observe_request(scope["method"], route, status, seconds)
-            duration_ms = round(seconds * 1000, 2)
-            self._log(scope, status, duration_ms, user_agent)
-            context.request_id.reset(request_token)
-            context.user_id.reset(user_token)
+        await send_error(send_traced, 500, "Internal Server Error", extra_headers)
