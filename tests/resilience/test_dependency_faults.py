@@ -135,8 +135,10 @@ def test_faults_under_load(dependencies: Dependencies) -> None:
         ) as load:
             time.sleep(2)
             for phase in phases:
-                dependencies.take_down(phase.down, phase.how)
+                # The outage starts with the first signal: stopping PostgreSQL (and then
+                # Redis) takes a while, and requests fail from its first moment.
                 phase.started = time.monotonic()
+                dependencies.take_down(phase.down, phase.how)
                 time.sleep(DOWN_SECONDS if phase.how == "stopped" else FROZEN_SECONDS)
                 phase.ended = time.monotonic()
                 dependencies.bring_back()
