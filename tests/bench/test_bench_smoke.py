@@ -83,15 +83,17 @@ def test_breakdown_variants_each_leave_out_their_part(tmp_path: Path) -> None:
 
 
 def test_floor_and_dependency_variants_export_the_spans_they_should(tmp_path: Path) -> None:
-    """On the items route (a cache hit: one Redis GET per request) the floor exports what
-    full exports, a server span and a Redis span per request, and so do full's
+    """On the items route the floor exports what full exports, a server span and the
+    dependency spans of each request (Redis GET; SELECT and SET on a miss), and so do full's
     dependency-span variants but full-no-deps (the server span only)."""
     variants = "floor,full,full-no-deps,full-sdk-deps,full-contrib-deps"
     results = run_smoke(tmp_path, f"--variants {variants} --routes /api/items/{{id}}")
     info = results["variants"]
     assert set(info) == set(variants.split(","))
+    # A cache hit is two spans (the server's, Redis GET); a miss four at most (GET, SELECT,
+    # SET): how many of a short run's reads miss depends on the variant's order and speed.
     for name in ("floor", "full", "full-sdk-deps", "full-contrib-deps"):
-        assert info[name]["spans_per_request"] == pytest.approx(2, abs=0.1), name
+        assert 1.95 <= info[name]["spans_per_request"] <= 4.05, (name, info[name])
     assert info["full-no-deps"]["spans_per_request"] == pytest.approx(1, abs=0.1)
     assert info["floor"]["access_lines"]["fields"] == info["full"]["access_lines"]["fields"]
     items = results["routes"]["/api/items/{id}"]["variants"]
