@@ -89,7 +89,10 @@ def classify(outcome: Outcome, phases: list[Phase]) -> tuple[str, Phase | None]:
             phase.ended
         ):
             return "down", phase
-        if phase.started - 0.5 <= outcome.started <= phase.ready_again + SETTLE_SECONDS:
+        # Anything that overlaps the outage or its recovery (a request begun just before
+        # the stop that waited into it, as a busy machine makes them wait) may fail.
+        ended = outcome.started + outcome.elapsed_s
+        if ended >= phase.started - 0.5 and outcome.started <= phase.ready_again + SETTLE_SECONDS:
             return "recovering", phase
     return "up", None
 
