@@ -160,8 +160,12 @@ def redis_spans(server: dict[str, Any]) -> Any:
         if spans is None:
             spans = ServerSpanFactory.for_current_provider("service.dependencies")
             assert spans is not None
+        parent = otel_context.get_current()
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            yield trace.INVALID_SPAN  # outside a request (readiness probes): no span
+            return
         attributes = {"db.system.name": "redis", "db.operation.name": command, **server}
-        span = spans.start(command, otel_context.get_current(), attributes, SpanKind.CLIENT)
+        span = spans.start(command, parent, attributes, SpanKind.CLIENT)
         try:
             yield span
         finally:

@@ -86,7 +86,8 @@ def test_floor_and_dependency_variants_export_the_spans_they_should(tmp_path: Pa
     """On the items route the floor exports what full exports, a server span and the
     dependency spans of each request (Redis GET; SELECT and SET on a miss), and so do full's
     dependency-span variants but full-no-deps (the server span only)."""
-    variants = "floor,full,full-no-deps,full-sdk-deps,full-contrib-deps"
+    # bare first: the item is seeded through it, so the others' spans are the load's only.
+    variants = "bare,floor,full,full-no-deps,full-sdk-deps,full-contrib-deps"
     results = run_smoke(tmp_path, f"--variants {variants} --routes /api/items/{{id}}")
     info = results["variants"]
     assert set(info) == set(variants.split(","))
@@ -99,3 +100,4 @@ def test_floor_and_dependency_variants_export_the_spans_they_should(tmp_path: Pa
     items = results["routes"]["/api/items/{id}"]["variants"]
     assert all(entry["errors"] == 0 for entry in items.values())
     assert all("ratio_to_floor" in entry for name, entry in items.items() if name != "floor")
+    assert info["bare"]["spans_received"] == 0
