@@ -16,11 +16,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from starlette.middleware import Middleware
 
+from bench.split_layers import AccessLogMiddleware, TracingMiddleware
 from service.main import create_app
 from service.telemetry import dependency_spans
-from service.telemetry.access_log import AccessLogMiddleware
 from service.telemetry.observability import ObservabilityMiddleware
-from service.telemetry.tracing_middleware import TracingMiddleware
 
 
 def sdk_client_span(name: str, attributes: dict[str, Any]) -> trace.Span:

@@ -84,7 +84,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     """The body of a 500 that reached Starlette's outermost layer, which happens only
-    without AccessLogMiddleware (OBSERVABILITY=off; with it, that middleware answers):
+    without ObservabilityMiddleware (OBSERVABILITY=off; with it, that middleware answers):
     JSON, as every other error. Starlette re-raises the exception afterwards, so the
     server still logs it with its traceback."""
     return json_error(500, "Internal Server Error")

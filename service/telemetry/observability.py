@@ -1,13 +1,16 @@
-"""ObservabilityMiddleware: TracingMiddleware and AccessLogMiddleware in one pure-ASGI layer.
+"""ObservabilityMiddleware: the server span and the access line in one pure-ASGI layer.
 
-The two layers each wrapped `send`, scanned the request headers and added a coroutine
-call per ASGI message; `make bench` measured the pair against one layer (the full-split
-variant, bench/README.md). This layer does what the two did, in the same order, with
-one header scan and one `send` wrapper: the server span (TracingMiddleware's rules:
-health probes not traced, the caller's trace joined through the configured propagators,
-the stable HTTP attributes, http.route and the span's name once routed), then within it
-the request id, the metrics, X-Request-ID and X-App-Version, the access line and the
-JSON 500 for an unhandled exception (AccessLogMiddleware's rules)."""
+It was two layers (a tracing and an access-log middleware), each wrapping `send`,
+scanning the request headers and adding a coroutine call per ASGI message; `make bench`
+keeps that pair as its full-split variant (bench/split_layers.py). In order:
+- the server span: health probes not traced; the caller's trace joined through the
+  configured propagators (W3C traceparent by default; OTEL_PROPAGATORS applies); the
+  stable HTTP semantic-convention attributes, http.response.status_code, and http.route
+  and the span's name once routed. With the SDK's TracerProvider it is a ServerSpan
+  (span.py, the cheap path measured by `make bench`), else the plain API's span;
+- within it: the request id (kept or generated), the metrics, X-Request-ID and
+  X-App-Version on the response, the access line (access_log.py), and the JSON 500 for an
+  unhandled exception."""
 
 from __future__ import annotations
 
@@ -17,23 +20,22 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.request import context
 from service.request.context import PROBE_PREFIX
 from service.request.errors import send_error
 from service.request.request_id import accept_or_generate
-from service.telemetry.access_log import MAX_UA_CHARS, AccessLogMiddleware, log
+from service.telemetry.access_log import MAX_UA_CHARS, log, log_request
 from service.telemetry.metrics import AppMetrics
-from service.telemetry.tracing_middleware import TracingMiddleware
+from service.telemetry.span import ServerSpanFactory
 
+SCOPE_NAME = "service.http"
 _ERROR = Status(StatusCode.ERROR)
 
 
-class ObservabilityMiddleware(AccessLogMiddleware):
-    """What Tracing(AccessLog(app)) did, as one layer."""
-
+class ObservabilityMiddleware:
     def __init__(
         self,
         app: ASGIApp,
@@ -41,11 +43,32 @@ class ObservabilityMiddleware(AccessLogMiddleware):
         metrics: AppMetrics | None = None,
         app_version: str | None = None,
     ) -> None:
-        super().__init__(app, slow_request_ms, metrics, app_version)
-        # The span's start (ServerSpanFactory once the worker's provider exists, else the
-        # plain API) and the propagation headers, as TracingMiddleware has them.
-        self.tracing = TracingMiddleware(app)
-        self.propagation_headers = self.tracing.propagation_headers
+        self.app = app
+        self.slow_request_ms = slow_request_ms
+        # The request's metrics are observed here: this layer already knows the method,
+        # the status (500 for a crash), the duration and, once routed, the route template.
+        self.metrics = metrics
+        # Which build answered, on every response (the drill counts them per version).
+        self.version_header = (
+            (b"x-app-version", app_version.encode("ascii")) if app_version else None
+        )
+        self.tracer = trace.get_tracer(SCOPE_NAME)
+        self.spans: ServerSpanFactory | None = None
+        # The request headers the configured propagators read (traceparent, tracestate,
+        # baggage for the default W3C pair), as ASGI gives them: lower-case bytes.
+        self.propagation_headers = frozenset(
+            field.lower().encode("latin-1") for field in propagate.get_global_textmap().fields
+        )
+
+    def start_span(self, name: str, parent: Context, attributes: dict[str, str]) -> trace.Span:
+        spans = self.spans
+        if spans is None:  # the provider is set up in the worker, after this was built
+            spans = self.spans = ServerSpanFactory.for_current_provider(SCOPE_NAME)
+            if spans is None:
+                return self.tracer.start_span(
+                    name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+                )
+        return spans.start(name, parent, attributes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +106,7 @@ class ObservabilityMiddleware(AccessLogMiddleware):
                     carrier[name.decode("latin-1")] = value.decode("latin-1")
             # No propagation header: a new trace (what extracting from nothing gives).
             parent = propagate.extract(carrier) if carrier else Context()
-            span = self.tracing.start_span(method, parent, attributes)
+            span = self.start_span(method, parent, attributes)
             # The current span: what log lines take their trace_id and span_id from.
             otel_token = otel_context.attach(trace.set_span_in_context(span, parent))
         else:
@@ -119,7 +142,7 @@ class ObservabilityMiddleware(AccessLogMiddleware):
             await send(message)
 
         try:
-            # AccessLogMiddleware's part, inside the span.
+            # The access-log part, inside the span.
             try:
                 await self.app(scope, receive, send_observed)
             except Exception as exc:
@@ -132,7 +155,9 @@ class ObservabilityMiddleware(AccessLogMiddleware):
                     # The template, never the raw path: "" when no route matched (a 404).
                     route = getattr(scope.get("route"), "path", "")
                     metrics.observe_request(method, route, status, seconds)
-                self._log(scope, status, round(seconds * 1000, 2), user_agent)
+                log_request(
+                    scope, status, round(seconds * 1000, 2), user_agent, self.slow_request_ms
+                )
                 context.request_id.reset(request_token)
                 context.user_id.reset(user_token)
         except Exception as exc:  # what the SDK's start_as_current_span records
@@ -159,7 +184,7 @@ class ObservabilityMiddleware(AccessLogMiddleware):
         extra_headers: list[tuple[bytes, bytes]],
     ) -> None:
         """An exception from the app: recorded on the current span, logged with its
-        traceback, and a JSON 500 when no response had started (AccessLogMiddleware's)."""
+        traceback, and a JSON 500 when no response had started."""
         current = trace.get_current_span()
         current.record_exception(exc)
         current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
