@@ -154,7 +154,11 @@ def post_worker_init(worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Each worker gets its own TracerProvider (its exporter thread can't survive fork)."""
+    """A stop signal from now on stops the booting worker (see watch_for_early_stop);
+    each worker gets its own TracerProvider (its exporter thread can't survive fork)."""
+    watch = getattr(worker, "watch_for_early_stop", None)
+    if watch is not None:
+        watch(server)
     from service.telemetry.tracing import setup_tracing
 
     if settings.observability == "full":

@@ -3,12 +3,18 @@
 Stock UvicornWorker closes the listening socket the moment SIGTERM arrives, so new
 connections are refused while in-flight requests finish. Here SIGTERM/SIGINT only start
 the app's GracefulShutdownManager; uvicorn's own exit (close listener, finish
-connections, lifespan cleanup) starts when the drain is over."""
+connections, lifespan cleanup) starts when the drain is over.
+
+A stop signal that arrives while a worker boots, between its fork and its own signal
+set-up, stops it before it serves (watch_for_early_stop); Gunicorn alone loses it and
+the master waits out graceful_timeout before it kills the worker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import queue
 import signal
 import sys
 from types import FrameType
@@ -19,9 +25,13 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from service.server.shutdown import GracefulShutdownManager
+from service.telemetry.logs import get_logger
 
+log = get_logger("service.shutdown")
 # After the grace period, requests still running get this long, then are cancelled.
 CUT_SECONDS = 0.5
+# What the master sends its workers to stop them (SIGINT: Ctrl-C reaches the whole group).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
 class DrainingServer(Server):
@@ -58,7 +68,47 @@ def quick_exit(server: Server) -> None:
     server.should_exit = True
 
 
+def queued_signals(arbiter: Arbiter) -> list[int]:
+    """The signals in this process's copy of the master's queue, taken out of it."""
+    taken = []
+    while True:
+        try:
+            taken.append(arbiter.SIG_QUEUE.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 class GracefulUvicornWorker(UvicornWorker):  # type: ignore[misc]
+    # A stop signal received before the worker's own handlers were set, if any.
+    stopped_early_by: int | None = None
+
+    def watch_for_early_stop(self, arbiter: Arbiter) -> None:
+        """Called first thing after the fork (the post_fork hook). Until now this process
+        ran the master's handler, which only queues a signal for the master's loop: here,
+        in a copy of that queue that nobody reads, so a SIGTERM sent by a master shutting
+        down was lost and the worker booted and served until the master killed it. From
+        here to init_signals a stop signal is recorded instead."""
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, self._record_stop)
+        for queued in queued_signals(arbiter):
+            if queued in STOP_SIGNALS:
+                self.stopped_early_by = queued
+
+    def _record_stop(self, sig: int, frame: FrameType | None) -> None:
+        self.stopped_early_by = sig
+
+    def init_signals(self) -> None:
+        # From here until uvicorn takes the stop signals over, they end the process at
+        # once (SIG_DFL): the app is not serving yet, so nothing is lost.
+        super().init_signals()
+        if self.stopped_early_by is not None:
+            log.info(
+                "worker_stopped_before_serving",
+                signal=signal.Signals(self.stopped_early_by).name,
+                pid=os.getpid(),
+            )
+            sys.exit(0)
+
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         manager = getattr(getattr(self.wsgi, "state", None), "shutdown", None)
