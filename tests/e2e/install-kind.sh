@@ -24,8 +24,11 @@ fetch() {  # fetch URL FILE: prints the HTTP status (000: no answer)
 }
 for file in "$asset" "$asset.sha256sum"; do
   code="$(fetch "$base/$file" "$tmp/$file")"
-  if [ "$code" != 200 ]; then
-    echo "kind $version: $base/$file answered HTTP ${code:-000}: is $version a published release?" >&2
+  if [ "${code:-000}" = 000 ]; then
+    echo "kind $version: no answer from $base/$file (offline, or a proxy in the way?)" >&2
+    exit 1
+  elif [ "$code" != 200 ]; then
+    echo "kind $version: $base/$file answered HTTP $code: is $version a published release?" >&2
     echo "$hint" >&2
     exit 1
   fi

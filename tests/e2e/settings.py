@@ -82,6 +82,7 @@ class E2ESettings:
             value = Path(env.get(variable) or default)
             return value if value.is_absolute() else root / value
 
+        kubectl_fallbacks = (root / ".tools/bin/kubectl", root / ".venv/bin/kubectl")
         return cls(
             cluster=cluster,
             context=env.get("E2E_CONTEXT") or f"kind-{cluster}",
@@ -89,7 +90,8 @@ class E2ESettings:
             release=env.get("E2E_RELEASE") or "fastapi-app",
             backend_release=env.get("E2E_BACKEND_RELEASE") or "fastapi-app-backend",
             url=(env.get("E2E_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
-            kubectl=_tool(env, "kubectl", "E2E_KUBECTL", (root / ".venv/bin/kubectl",), root),
+            # make e2e-kubectl's (the cluster's version) before the venv's (newer).
+            kubectl=_tool(env, "kubectl", "E2E_KUBECTL", kubectl_fallbacks, root),
             helm=_tool(env, "helm", "E2E_HELM", (root / ".tools/bin/helm",), root),
             docker=_tool(env, "docker", "E2E_DOCKER", (), root),
             chart=path("E2E_CHART", "deploy/helm/fastapi-app"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.e2e.prereqs import (
     INSTALL_HINTS,
     Tool,
     inotify_problem,
+    kubectl_skew_problem,
     locate,
     main,
     parse_tools,
@@ -64,7 +66,7 @@ def test_every_missing_tool_is_named_with_its_install_hint() -> None:
     for name, line in zip(INSTALL_HINTS, lines, strict=True):
         assert line.startswith(f"missing {name} ({name}): ")
         assert INSTALL_HINTS[name] in line
-    assert "make venv" in INSTALL_HINTS["kubectl"] and "make tools" in INSTALL_HINTS["helm"]
+    assert "make e2e-kubectl" in INSTALL_HINTS["kubectl"] and "make tools" in INSTALL_HINTS["helm"]
     assert all("http" in hint for hint in INSTALL_HINTS.values())
 
 
@@ -127,3 +129,32 @@ def test_main_exits_1_naming_what_is_missing(
     assert "PROBLEM  missing kind (kind-not-installed-here): install kind" in out
     assert main([f"helm={helm}"]) == 0
     assert os.environ["PATH"] == str(tmp_path)
+
+
+NODE_IMAGE_134 = "kindest/node:v1.34.11@sha256:" + "4" * 64
+
+
+def kubectl_json(minor: str) -> str:
+    return json.dumps(
+        {"clientVersion": {"major": "1", "minor": minor, "gitVersion": f"v1.{minor}.1"}}
+    )
+
+
+@pytest.mark.parametrize("minor", ["33", "34", "35", "35+"])
+def test_a_kubectl_within_one_minor_version_of_the_node_passes(minor: str) -> None:
+    assert kubectl_skew_problem("kubectl", kubectl_json(minor), NODE_IMAGE_134) is None
+
+
+@pytest.mark.parametrize("minor", ["32", "36", "37"])
+def test_a_kubectl_further_away_is_named_with_what_fits(minor: str) -> None:
+    problem = kubectl_skew_problem(".venv/bin/kubectl", kubectl_json(minor), NODE_IMAGE_134)
+    assert problem is not None
+    assert f"kubectl v1.{minor}.1 (.venv/bin/kubectl) is too far" in problem
+    assert "Kubernetes 1.34" in problem and "a kubectl 1.33-1.35" in problem
+    assert "kubectl v1.34.11 in .tools/bin (make e2e-kubectl" in problem
+
+
+def test_an_unreadable_kubectl_version_is_a_problem_and_an_untagged_node_image_is_not() -> None:
+    problem = kubectl_skew_problem("kubectl", "Error: unknown flag", NODE_IMAGE_134)
+    assert problem is not None and problem.startswith("cannot read the version of kubectl")
+    assert kubectl_skew_problem("kubectl", kubectl_json("37"), "kindest/node") is None

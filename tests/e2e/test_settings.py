@@ -45,6 +45,12 @@ def test_environment_overrides(tmp_path: Path) -> None:
     )
     assert (s.cluster, s.context, s.url) == ("mine", "kind-mine", "http://127.0.0.1:31000")
     assert (s.kubectl, s.helm) == (str(venv_kubectl), "/opt/helm")
+    # make e2e-kubectl's kubectl (the cluster's version) wins over the venv's (newer).
+    pinned = tmp_path / ".tools/bin/kubectl"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_text("")
+    pinned.chmod(0o755)
+    assert E2ESettings.from_env({}, root=tmp_path).kubectl == str(pinned)
     assert s.docker == "/usr/local/bin/docker"
     assert s.artifacts == Path("/abs/out") and s.required and s.drill_rate == 25
     assert (

@@ -31,10 +31,14 @@ from tests.e2e.settings import (
     E2ESettings,
 )
 from tests.support import require_tool
-from tools.testbed.support import REPO_ROOT, wait_for
+from tools.testbed.support import REPO_ROOT, free_port, wait_for
 
 WORKFLOWS = REPO_ROOT / ".github/workflows"
-SCRIPTS = [*sorted((REPO_ROOT / "scripts").glob("*.sh")), REPO_ROOT / "tests/e2e/install-kind.sh"]
+SCRIPTS = [
+    *sorted((REPO_ROOT / "scripts").glob("*.sh")),
+    REPO_ROOT / "tests/e2e/install-kind.sh",
+    REPO_ROOT / "tests/e2e/install-kubectl.sh",
+]
 E2E_MK = REPO_ROOT / "make/e2e.mk"
 YAMLLINT_CONFIG = REPO_ROOT / "tests/e2e/yamllint.yaml"
 # kind v0.33.0's image of Kubernetes 1.34 (the release notes list it with its digest).
@@ -137,6 +141,7 @@ def in_order(text: str, needles: list[str]) -> list[str]:
 def test_make_dry_run_shows_the_whole_sequence() -> None:
     out = dry_run()
     steps = [
+        "KUBECTL_VERSION='v1.34.11' bash tests/e2e/install-kubectl.sh .tools/bin",
         "-m tests.e2e.prereqs docker=",
         "kind=kind kubectl=",
         "helm=",
@@ -377,6 +382,7 @@ case "$(basename "$0") $1 $2" in
   "docker port "*) echo "127.0.0.1:30080" ;;
   "docker info "*) echo "27.0.0" ;;
   "docker image inspect") echo "IMAGE_ID" ;;
+  "kubectl version --client") echo '{"clientVersion": {"major": "1", "minor": "34"}}' ;;
 esac
 case "$(basename "$0") $*" in
   "helm "*" upgrade --install "*) [ -z "${E2E_STUB_SLEEP:-}" ] || sleep "$E2E_STUB_SLEEP" ;;
@@ -422,8 +428,10 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     assert done.returncode != 0, out
     assert "make e2e: e2e-test failed" in out and "e2e needs its kind cluster" in out, out
     calls = (tmp_path / "calls.log").read_text()
+    assert f"E2E_KUBECTL={tmp_path}/bin/kubectl: yours" in out, out  # nothing downloaded
     expected = [
         "docker info",
+        "kubectl version --client -o json",
         "kind get clusters",
         f"kind create cluster --name fastapi-app-e2e --config {artifacts}/kind-config.yaml",
         "docker port fastapi-app-e2e-control-plane 30080/tcp",
@@ -603,3 +611,53 @@ def test_install_kind_checks_the_checksum_and_installs(
     (published / asset).write_bytes(binary + b"# tampered\n")
     done = install_kind(base, "v0.33.0", tmp_path / "other")
     assert done.returncode != 0 and not (tmp_path / "other" / "kind").exists()
+
+
+def install_kubectl(base: str, version: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    env = clean_env(KUBECTL_VERSION=version, KUBECTL_DOWNLOAD_BASE=base)
+    return run(["bash", "tests/e2e/install-kubectl.sh", str(dest)], env, timeout_s=120)
+
+
+def test_install_kubectl_checks_the_checksum_and_installs(
+    tmp_path: Path, releases: tuple[str, Path]
+) -> None:
+    base, root = releases
+    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
+    published = root / "v1.34.11" / "bin" / os.uname().sysname.lower() / machine
+    published.mkdir(parents=True)
+    binary = b"#!/bin/sh\necho 'Client Version: v1.34.11'\n"
+    (published / "kubectl").write_bytes(binary)
+    (published / "kubectl.sha256").write_text(hashlib.sha256(binary).hexdigest())  # bare
+    done = install_kubectl(base, "v1.34.11", tmp_path / "bin")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Client Version: v1.34.11" in done.stdout
+    (published / "kubectl").write_bytes(binary + b"# tampered\n")
+    done = install_kubectl(base, "v1.34.11", tmp_path / "other")
+    assert done.returncode != 0 and not (tmp_path / "other" / "kubectl").exists()
+
+
+def test_install_kubectl_of_an_unpublished_or_malformed_version_fails_saying_so(
+    tmp_path: Path, releases: tuple[str, Path]
+) -> None:
+    base, _ = releases
+    done = install_kubectl(base, "v1.99.0", tmp_path / "bin")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "answered HTTP 404: is v1.99.0 a published release?" in done.stderr
+    # E2E_NODE_IMAGE without a version tag leaves make with no version to derive.
+    done = install_kubectl(base, "kindest/node", tmp_path / "bin")
+    assert done.returncode == 1 and "set E2E_KUBECTL_VERSION or E2E_KUBECTL" in done.stderr
+    assert not (tmp_path / "bin" / "kubectl").exists()
+
+
+def test_install_kubectl_without_an_answer_says_so(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = install_kubectl(closed, "v1.34.11", tmp_path / "bin")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no answer from" in done.stderr and "published release" not in done.stderr
+
+
+def test_make_derives_the_kubectl_version_from_the_node_image() -> None:
+    other = "registry.example:5000/kindest/node:v1.36.4@sha256:" + "0" * 64
+    assert "KUBECTL_VERSION='v1.36.4' bash tests/e2e/install-kubectl.sh" in dry_run(
+        f"E2E_NODE_IMAGE={other}"
+    )
