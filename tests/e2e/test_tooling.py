@@ -576,84 +576,88 @@ def releases(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.server_close()
 
 
-def install_kind(base: str, version: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    env = clean_env(KIND_VERSION=version, KIND_DOWNLOAD_BASE=base)
-    return run(["bash", "tests/e2e/install-kind.sh", str(dest)], env, timeout_s=120)
+MACHINE = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
+SYSTEM = os.uname().sysname.lower()
 
 
-def test_install_kind_of_an_unpublished_version_fails_with_the_hint(
-    tmp_path: Path, releases: tuple[str, Path]
-) -> None:
-    base, _ = releases
-    done = install_kind(base, "v0.99.0", tmp_path / "bin")
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "answered HTTP 404: is v0.99.0 a published release?" in done.stderr
-    assert "https://github.com/kubernetes-sigs/kind/releases" in done.stderr
-    assert "https://kind.sigs.k8s.io/docs/user/quick-start/#installation" in done.stderr
-    assert not (tmp_path / "bin" / "kind").exists()
+def published(tool: str, version: str, digest: str) -> tuple[str, str, str]:
+    """What an installer downloads, laid out as its release server does: the binary's
+    path, the checksum file's path, and that file's text for `digest`."""
+    if tool == "kind":
+        asset = f"{version}/kind-{SYSTEM}-{MACHINE}"
+        return asset, f"{asset}.sha256sum", f"{digest}  kind-{SYSTEM}-{MACHINE}\n"
+    asset = f"{version}/bin/{SYSTEM}/{MACHINE}/kubectl"
+    return asset, f"{asset}.sha256", digest  # kubectl's: the bare digest
 
 
-def test_install_kind_checks_the_checksum_and_installs(
-    tmp_path: Path, releases: tuple[str, Path]
-) -> None:
-    base, root = releases
-    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
-    asset = f"kind-{os.uname().sysname.lower()}-{machine}"
-    published = root / "v0.33.0"
-    published.mkdir()
-    binary = b"#!/bin/sh\necho 'kind v0.33.0 (stand-in)'\n"
-    (published / asset).write_bytes(binary)
-    digest = hashlib.sha256(binary).hexdigest()
-    (published / f"{asset}.sha256sum").write_text(f"{digest}  {asset}\n")
-    done = install_kind(base, "v0.33.0", tmp_path / "bin")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "kind v0.33.0 (stand-in)" in done.stdout
-    (published / asset).write_bytes(binary + b"# tampered\n")
-    done = install_kind(base, "v0.33.0", tmp_path / "other")
-    assert done.returncode != 0 and not (tmp_path / "other" / "kind").exists()
+def install(tool: str, base: str, version: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    """tests/e2e/install-<tool>.sh against a download server at base."""
+    prefix = tool.upper()
+    env = clean_env(**{f"{prefix}_VERSION": version, f"{prefix}_DOWNLOAD_BASE": base})
+    return run(["bash", f"tests/e2e/install-{tool}.sh", str(dest)], env, timeout_s=120)
 
 
-def install_kubectl(base: str, version: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    env = clean_env(KUBECTL_VERSION=version, KUBECTL_DOWNLOAD_BASE=base)
-    return run(["bash", "tests/e2e/install-kubectl.sh", str(dest)], env, timeout_s=120)
-
-
-def test_install_kubectl_checks_the_checksum_and_installs(
-    tmp_path: Path, releases: tuple[str, Path]
+@pytest.mark.parametrize(
+    ("tool", "version", "prints"),
+    [("kind", "v0.33.0", "kind v0.33.0 (stand-in)"), ("kubectl", "v1.34.11", "v1.34.11")],
+)
+def test_install_checks_the_checksum_and_installs(
+    tmp_path: Path, releases: tuple[str, Path], tool: str, version: str, prints: str
 ) -> None:
     base, root = releases
-    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[os.uname().machine]
-    published = root / "v1.34.11" / "bin" / os.uname().sysname.lower() / machine
-    published.mkdir(parents=True)
-    binary = b"#!/bin/sh\necho 'Client Version: v1.34.11'\n"
-    (published / "kubectl").write_bytes(binary)
-    (published / "kubectl.sha256").write_text(hashlib.sha256(binary).hexdigest())  # bare
-    done = install_kubectl(base, "v1.34.11", tmp_path / "bin")
+    binary = f"#!/bin/sh\necho '{prints}'\n".encode()
+    binary_path, sums_path, sums = published(tool, version, hashlib.sha256(binary).hexdigest())
+    (root / binary_path).parent.mkdir(parents=True)
+    (root / binary_path).write_bytes(binary)
+    (root / sums_path).write_text(sums)
+    done = install(tool, base, version, tmp_path / "bin")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Client Version: v1.34.11" in done.stdout
-    (published / "kubectl").write_bytes(binary + b"# tampered\n")
-    done = install_kubectl(base, "v1.34.11", tmp_path / "other")
-    assert done.returncode != 0 and not (tmp_path / "other" / "kubectl").exists()
+    assert prints in done.stdout and (tmp_path / "bin" / tool).is_file()
+    (root / binary_path).write_bytes(binary + b"# tampered\n")
+    done = install(tool, base, version, tmp_path / "other")
+    assert done.returncode != 0 and not (tmp_path / "other" / tool).exists()
 
 
-def test_install_kubectl_of_an_unpublished_or_malformed_version_fails_saying_so(
-    tmp_path: Path, releases: tuple[str, Path]
+@pytest.mark.parametrize(
+    ("tool", "version", "hints"),
+    [
+        (
+            "kind",
+            "v0.99.0",
+            [
+                "https://github.com/kubernetes-sigs/kind/releases",
+                "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+            ],
+        ),
+        ("kubectl", "v1.99.0", ["https://kubernetes.io/docs/tasks/tools/"]),
+    ],
+)
+def test_install_of_an_unpublished_version_fails_with_the_hint(
+    tmp_path: Path, releases: tuple[str, Path], tool: str, version: str, hints: list[str]
 ) -> None:
     base, _ = releases
-    done = install_kubectl(base, "v1.99.0", tmp_path / "bin")
+    done = install(tool, base, version, tmp_path / "bin")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "answered HTTP 404: is v1.99.0 a published release?" in done.stderr
-    # E2E_NODE_IMAGE without a version tag leaves make with no version to derive.
-    done = install_kubectl(base, "kindest/node", tmp_path / "bin")
-    assert done.returncode == 1 and "set E2E_KUBECTL_VERSION or E2E_KUBECTL" in done.stderr
-    assert not (tmp_path / "bin" / "kubectl").exists()
+    assert f"answered HTTP 404: is {version} a published release?" in done.stderr
+    assert all(hint in done.stderr for hint in hints), done.stderr
+    assert not (tmp_path / "bin" / tool).exists()
 
 
-def test_install_kubectl_without_an_answer_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", ["kind", "kubectl"])
+def test_install_without_an_answer_says_so(tmp_path: Path, tool: str) -> None:
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    done = install_kubectl(closed, "v1.34.11", tmp_path / "bin")
+    done = install(tool, closed, "v1.34.11", tmp_path / "bin")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "no answer from" in done.stderr and "published release" not in done.stderr
+
+
+def test_install_kubectl_of_a_malformed_version_says_what_to_set(
+    tmp_path: Path, releases: tuple[str, Path]
+) -> None:
+    # E2E_NODE_IMAGE without a version tag leaves make with no version to derive.
+    done = install("kubectl", releases[0], "kindest/node", tmp_path / "bin")
+    assert done.returncode == 1 and "set E2E_KUBECTL_VERSION or E2E_KUBECTL" in done.stderr
+    assert not (tmp_path / "bin" / "kubectl").exists()
 
 
 def test_make_derives_the_kubectl_version_from_the_node_image() -> None:
