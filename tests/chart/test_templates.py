@@ -666,6 +666,10 @@ def test_helm_test_pod_checks_readiness_through_the_service_with_the_app_image()
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["spec"]["restartPolicy"] == "Never"
     assert render({"tests": {"enabled": False}}).find("Pod") == []
+    # commonLabels may restate the name (its own value): the test pod still never carries it.
+    restated = render({"commonLabels": {"app.kubernetes.io/name": "fastapi-app", "team": "a"}})
+    labels = restated.one("Pod")["metadata"]["labels"]
+    assert "app.kubernetes.io/name" not in labels and labels["team"] == "a"
 
 
 def test_helm_test_script_is_valid_python() -> None:
