@@ -8,13 +8,22 @@ Order matters, and gunicorn_conf's hooks keep it:
 1. `prepare` (on_starting, before any fork): PROMETHEUS_MULTIPROC_DIR is set in the
    environment the workers inherit, prometheus_client's value class follows it, and the
    directory is emptied of a previous run's files (a restarted container keeps its /tmp).
-2. `start` (when_ready, after the API listeners are bound): a daemon thread serves the
-   registry (prometheus_client's own HTTP server: text format, OpenMetrics when the Accept
-   header asks for it, gzip when accepted). A busy METRICS_PORT stops the server.
+2. `start` (when_ready, after the API listeners are bound): the port is bound (a busy
+   METRICS_PORT stops the server) and one daemon thread runs an asyncio loop serving
+   GET/HEAD /metrics (text format, OpenMetrics when the Accept header asks for it, gzip when
+   accepted; 404 elsewhere; one request per connection).
 3. `worker_exited` (child_exit): the dead worker's live gauges go; its counters and
    histograms stay, so totals never go down.
-The thread only reads the files and writes to its sockets (no logging, no prometheus_client
-locks the workers use), so the master's later forks cannot inherit a lock it holds.
+The thread only reads the files and writes to its sockets (no logging: the loop's exception
+handler drops everything; no prometheus_client locks the workers use; no executor), so the
+master's later forks cannot inherit a lock it holds.
+
+No client can exhaust it (prometheus_client's own server opened a thread per connection,
+without a timeout: 800 idle connections took the master to 790 threads and 322 MB): one
+thread whatever the clients do; at most MAX_CONNECTIONS sockets, a new connection beyond
+that closing the oldest one (an idle crowd cannot lock a scrape out); a connection whose
+request head is not complete HEAD_TIMEOUT_SECONDS after it opened, or that does not take
+its response within WRITE_TIMEOUT_SECONDS, is closed.
 
 Files of dead workers stay until the next start (three of 64 KiB per dead worker); workers
 are replaced only when they crash or miss their heartbeat, so they do not pile up.
@@ -22,13 +31,27 @@ are replaced only when they crash or miss their heartbeat, so they do not pile u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gzip
 import os
+import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The listener's bounds (see the module docstring). A scrape is one short connection
+# (Prometheus sends its request at once); 32 leaves room for several Prometheus servers
+# and a few people with curl.
+MAX_CONNECTIONS = 32
+HEAD_TIMEOUT_SECONDS = 5.0
+WRITE_TIMEOUT_SECONDS = 10.0  # Prometheus' default scrape_timeout
+MAX_HEAD_BYTES = 16384  # a larger request head: the connection closes
 
 
 def default_directory(port: int) -> Path:
@@ -52,16 +75,103 @@ def prepare(directory: Path) -> Path:
     return directory
 
 
-def start(port: int, build_info: Any, directory: Path) -> Any:
+class MetricsServer:
+    """GET/HEAD /metrics of `registry` on the listening socket `sock`, in a daemon thread
+    running its own asyncio loop (built here, in the calling thread: the new thread only
+    runs it)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        sock: socket.socket,
+        max_connections: int = MAX_CONNECTIONS,
+        head_timeout: float = HEAD_TIMEOUT_SECONDS,
+        write_timeout: float = WRITE_TIMEOUT_SECONDS,
+    ) -> None:
+        self.registry = registry
+        self.max_connections = max_connections
+        self.head_timeout = head_timeout
+        self.write_timeout = write_timeout
+        self.open: dict[asyncio.StreamWriter, None] = {}  # oldest first
+        self.loop = asyncio.SelectorEventLoop()
+        self.loop.set_exception_handler(lambda _loop, _context: None)  # never log here
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD_BYTES)
+        )
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="metrics-listener", daemon=True
+        )
+        self.thread.start()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open[writer] = None
+        if len(self.open) > self.max_connections:
+            oldest = next(iter(self.open))
+            del self.open[oldest]
+            oldest.transport.abort()
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.head_timeout)
+            writer.transport.set_write_buffer_limits(high=0)  # drain() waits for all of it
+            writer.write(self._respond(head))
+            await asyncio.wait_for(writer.drain(), self.write_timeout)
+        except (OSError, ValueError, EOFError, TimeoutError, asyncio.LimitOverrunError):
+            pass  # evicted, closed, malformed, too large or too slow: the connection goes
+        finally:
+            self.open.pop(writer, None)
+            writer.transport.abort()
+
+    def _respond(self, head: bytes) -> bytes:
+        request_line, *fields = head.decode("latin-1").split("\r\n")
+        method, target, _version = request_line.split(" ")  # else ValueError: closed
+        headers = {}
+        for field in fields:
+            name, _, value = field.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        reply = [("Connection", "close")]
+        if target.partition("?")[0] != "/metrics":
+            status, body = "404 Not Found", b"Not Found\n"
+        elif method not in ("GET", "HEAD"):
+            status, body = "405 Method Not Allowed", b""
+            reply.append(("Allow", "GET, HEAD"))
+        else:
+            encoder, content_type = choose_encoder(headers.get("accept", ""))
+            status, body = "200 OK", encoder(self.registry)
+            reply.append(("Content-Type", content_type))
+            if gzip_accepted(headers.get("accept-encoding", "")):
+                body = gzip.compress(body)
+                reply.append(("Content-Encoding", "gzip"))
+        reply.append(("Content-Length", str(len(body))))
+        lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in reply), "", ""]
+        return "\r\n".join(lines).encode("latin-1") + (b"" if method == "HEAD" else body)
+
+    def close(self) -> None:
+        """Stop listening, close every connection and end the thread (tests: the master
+        simply exits)."""
+
+        async def close_all() -> None:
+            self.server.close()
+            for writer in list(self.open):
+                writer.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def start(port: int, build_info: Any, directory: Path) -> MetricsServer:
     """Serve the sum of the workers' files and the build info on 0.0.0.0:port."""
-    from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     registry.register(build_info)
-    server, _thread = start_http_server(port, addr="0.0.0.0", registry=registry)
-    return server
+    sock = socket.create_server(("0.0.0.0", port))  # Prometheus is elsewhere
+    try:
+        return MetricsServer(registry, sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def worker_exited(pid: int, directory: Path) -> None:

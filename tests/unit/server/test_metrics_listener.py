@@ -1,19 +1,28 @@
-"""The master's /metrics listener: its directory, both exposition formats, clean-up."""
+"""The master's /metrics listener: its directory, both exposition formats, clean-up, and
+its bounds (connections, head and write timeouts)."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from service.server import metrics_listener
 from service.telemetry.metrics import BuildInfo
-from tools.testbed.support import free_port
+from tools.testbed.support import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -79,8 +88,7 @@ def test_serves_text_and_openmetrics_on_request(tmp_path: Path) -> None:
         assert om.text.rstrip().endswith("# EOF")
         assert "# TYPE my_api_build_info gauge" in om.text
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def test_a_busy_port_is_an_error(tmp_path: Path) -> None:
@@ -90,5 +98,139 @@ def test_a_busy_port_is_an_error(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             metrics_listener.start(port, BuildInfo("api", "1", "x"), tmp_path)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
+
+
+def bounded_server(
+    max_connections: int = 32, head_timeout: float = 60, write_timeout: float = 10
+) -> metrics_listener.MetricsServer:
+    registry = CollectorRegistry()
+    registry.register(BuildInfo("api", "1", "x"))
+    sock = socket.create_server(("127.0.0.1", 0))
+    return metrics_listener.MetricsServer(
+        registry, sock, max_connections, head_timeout, write_timeout
+    )
+
+
+def address(server: metrics_listener.MetricsServer) -> tuple[str, int]:
+    host, port = server.server.sockets[0].getsockname()[:2]
+    return host, port
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """The server closed it (EOF or reset); False while it is open with nothing to read."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.fixture
+def server() -> Iterator[metrics_listener.MetricsServer]:
+    server = bounded_server(max_connections=4, head_timeout=60)
+    yield server
+    server.close()
+
+
+def request(server: metrics_listener.MetricsServer, head: bytes) -> bytes:
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(head)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_head_gzip_404_405_and_garbage(server: metrics_listener.MetricsServer) -> None:
+    host, port = address(server)
+    url = f"http://{host}:{port}"
+    zipped = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "api_build_info" in zipped.text
+    plain = request(server, b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert plain.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nConnection: close\r\n" in plain
+    assert plain.endswith(b'api_build_info{revision="x",version="1"} 1.0\n')
+    head = request(server, b"HEAD /metrics HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert length == len(gzip.compress(plain.split(b"\r\n\r\n", 1)[1]))
+    assert httpx.get(f"{url}/", timeout=5).status_code == 404
+    assert httpx.get(f"{url}/metricsx", timeout=5).status_code == 404
+    refused = httpx.post(f"{url}/metrics", timeout=5)
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    assert request(server, b"GARBAGE\r\n\r\n") == b""  # closed without an answer
+    too_large = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * metrics_listener.MAX_HEAD_BYTES
+    assert request(server, too_large) == b""
+
+
+def test_a_new_connection_beyond_the_cap_closes_the_oldest(
+    server: metrics_listener.MetricsServer,
+) -> None:
+    idle = [socket.create_connection(address(server), timeout=10) for _ in range(10)]
+    try:
+        wait_for(lambda: all(closed_by_server(s) for s in idle[:6]), 10, what="6 oldest closed")
+        assert not any(closed_by_server(s) for s in idle[6:])  # the cap: 4 held
+        assert request(server, b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+        # The scrape took the place of the oldest idle one.
+        wait_for(lambda: closed_by_server(idle[6]), 10, what="the oldest evicted")
+        assert not any(closed_by_server(s) for s in idle[7:])
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_head_not_complete_in_time_is_closed() -> None:
+    timeout = 1.0
+    server = bounded_server(head_timeout=timeout)
+    try:
+        silent = socket.create_connection(address(server), timeout=10)
+        trickle = socket.create_connection(address(server), timeout=10)
+        opened = time.monotonic()
+        for byte in b"GET /metrics HTTP/1.1\r\n":  # a byte every 0.1 s: still one deadline
+            if closed_by_server(trickle):
+                break
+            trickle.setblocking(True)
+            trickle.send(bytes([byte]))
+            time.sleep(0.1)
+        wait_for(lambda: closed_by_server(silent), 10 * timeout, what="idle connection closed")
+        wait_for(lambda: closed_by_server(trickle), 10 * timeout, what="slow head closed")
+        assert time.monotonic() - opened >= timeout * 0.9  # not before its deadline
+        silent.close()
+        trickle.close()
+    finally:
+        server.close()
+
+
+class Big(Collector):
+    """About 4 MB of exposition: more than the kernel's socket buffers hold."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("big", "b", labels=["n"])
+        for n in range(60_000):
+            family.add_metric([f"{n:060d}"], n)
+        yield family
+
+
+def test_a_client_that_does_not_read_its_response_is_cut() -> None:
+    timeout = 1.0
+    server = bounded_server(write_timeout=timeout)
+    server.registry.register(Big())
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(10)
+            sock.connect(address(server))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+            wait_for(lambda: bool(server.open), 10, what="the request taken")
+            wait_for(lambda: not server.open, 10 * timeout, what="the stalled connection cut")
+            received = b""
+            while chunk := sock.recv(65536):  # what the kernel had taken, then the end
+                received += chunk
+            declared = int(received.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            assert len(received.split(b"\r\n\r\n", 1)[1]) < declared
+    finally:
+        server.close()
