@@ -1,5 +1,6 @@
-"""One version everywhere: the project, the chart (version and appVersion), the image's
-default label, the kustomize image tags and the CHANGELOG's latest release.
+"""One version everywhere: the project, the service's (APP_VERSION's default and the
+OpenAPI version), the chart (version and appVersion), the image's default label, the
+kustomize image tags and the CHANGELOG's latest release.
 
     python -m tools.release check          # exit 1, naming each file that disagrees
     python -m tools.release set 1.2.3      # write 1.2.3 everywhere (then: make kustomize-base)
@@ -48,6 +49,7 @@ class Place:
 
 PLACES = [
     Place("project version", "pyproject.toml", r'^(version = ")([^"]+)(")'),
+    Place("service version", "service/config.py", r'^(PACKAGE_VERSION = ")([^"]+)(")'),
     Place("chart version", "deploy/helm/fastapi-app/Chart.yaml", r"^(version: )(\S+)()"),
     Place("chart appVersion", "deploy/helm/fastapi-app/Chart.yaml", r'^(appVersion: ")([^"]+)(")'),
     Place("image label default", "Dockerfile", r"^(ARG APP_VERSION=)(\S+)()"),

@@ -16,7 +16,9 @@ revision 0001 only. The drill, like a deploy:
      load is there and the current code's `category` values survived the old code.
 Zero failed requests in both phases. The control (--control) applies a deliberately
 breaking revision instead (tools/drill/breaking_versions: a column rename without
-expand/contract) and passes only if requests fail.
+expand/contract) and passes only if requests failed because of it: item requests answered
+503 (the database error) once the migration started, the cross-version writes too, and
+nothing else failed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,15 @@ from tools.drill.haproxy import failures_in_log
 from tools.drill.load import DEFAULT_MIX, LoadConfig, default_kinds, parse_mix, run_drill
 from tools.drill.local import LocalDrill, LocalSettings
 from tools.drill.replica import Replica
-from tools.drill.results import Summary, Timeline, render, to_dict, verdict
+from tools.drill.results import (
+    Event,
+    RequestResult,
+    Summary,
+    Timeline,
+    render,
+    to_dict,
+    verdict,
+)
 
 # The previous release: HEAD just before the commit that added schema revision 0002
 # ("Schema revision 0002, an expand step: items.category ..."). Its code knows 0001 only.
@@ -52,6 +63,7 @@ BREAKING_VERSIONS = Path(__file__).resolve().parent / "breaking_versions"
 EXPAND_REVISIONS = ["0002"]  # what the current migration applies over the previous release
 MIX = "fast=50,items=30,items_write=18,long=2"  # more database traffic than `make drill`
 PREVIOUS, CURRENT = "previous", "current"
+RENAME_KINDS = {"items", "items_write"}  # the load's requests that read or write items.name
 Check = Callable[[Replica, Replica, Timeline], Awaitable[list[str]]]
 
 
@@ -136,10 +148,16 @@ class MigrationDrill(LocalDrill):
 
 
 async def cross_version_check(
-    old: Replica, new: Replica, versions: dict[str, str], timeline: Timeline, tag: str
+    old: Replica,
+    new: Replica,
+    versions: dict[str, str],
+    timeline: Timeline,
+    tag: str,
+    control: bool = False,
 ) -> tuple[list[str], list[int]]:
     """Write through each version and read through the other; returns problems and the ids
-    written by the current code with a category."""
+    written by the current code with a category. In the control, both writes must fail with
+    the database error: the rename broke both versions."""
     by = {versions[old.name]: old, versions[new.name]: new}
     prev, cur = by[PREVIOUS], by[CURRENT]
     problems: list[str] = []
@@ -155,6 +173,12 @@ async def cross_version_check(
         a = await call("POST", prev, "/api/items", json={"name": f"{tag}-by-previous"})
         b = await call("POST", cur, "/api/items", json={"name": f"{tag}-by-current",
                                                         "category": "drill"})  # fmt: skip
+        if control:
+            if (a.status_code, b.status_code) != (503, 503):
+                problems.append(f"control: cross-version writes answered {a.status_code} "
+                                f"{b.status_code}, expected 503 503 (the rename)")  # fmt: skip
+            timeline.record("cross_version_checked", tag, problems=len(problems))
+            return problems, []
         if a.status_code != 201 or b.status_code != 201:
             return [*problems, f"cross-version writes: {a.status_code} {b.status_code}"], []
         a_id, b_id = a.json()["id"], b.json()["id"]
@@ -173,6 +197,28 @@ async def cross_version_check(
             problems.append(f"previous code lists items: {listed.status_code}")
     timeline.record("cross_version_checked", tag, problems=len(problems))
     return problems, [b_id]
+
+
+def rename_verdict(results: Sequence[RequestResult], events: Sequence[Event]) -> list[str]:
+    """The control's verdict: item requests failed with the database error's 503 once the
+    breaking migration started, and no request failed for any other reason."""
+    started = next((e.t_s for e in events if e.name == "migration_started"), None)
+    if started is None:
+        return ["control run: the breaking migration did not start"]
+
+    def by_rename(r: RequestResult) -> bool:
+        return r.kind in RENAME_KINDS and r.status == 503 and r.due_s + r.latency_s >= started
+
+    failed = [r for r in results if not r.ok]
+    others = Counter(f"{r.kind} {r.status or r.error}" for r in failed if not by_rename(r))
+    problems = []
+    if len(failed) == sum(others.values()):
+        problems.append("control run: no item request failed after the rename, so this drill "
+                        "could not detect a breaking migration")  # fmt: skip
+    if others:
+        problems.append(f"control run: {others.total()} requests failed for another reason "
+                        f"than the rename: {dict(others.most_common())}")  # fmt: skip
+    return problems
 
 
 @dataclasses.dataclass
@@ -198,7 +244,10 @@ async def run_phase(
     holder: dict[str, MigrationDrill] = {}
 
     async def mixed(old: Replica, new: Replica, timeline: Timeline) -> list[str]:
-        problems, ids = await cross_version_check(old, new, holder["d"].versions, timeline, name)
+        versions = holder["d"].versions
+        problems, ids = await cross_version_check(
+            old, new, versions, timeline, name, control=expect_failures
+        )
         written.extend(ids)
         return problems
 
@@ -217,7 +266,10 @@ async def run_phase(
     for server, count in outcome.summary.by_server.items():
         version = drill.versions.get(server, server)
         by_version[version] = by_version.get(version, 0) + count
-    problems = outcome.problems + verdict(outcome.summary, expect_failures=expect_failures)
+    if expect_failures:
+        problems = outcome.problems + rename_verdict(outcome.results, outcome.summary.events)
+    else:
+        problems = outcome.problems + verdict(outcome.summary)
     return PhaseOutcome(
         name,
         outcome.summary,

@@ -1,0 +1,319 @@
+"""The private members of dependencies that service/ relies on, pinned: a dependency
+upgrade that moves one fails here, naming what to check, instead of in production.
+
+PINNED is the one list. test_every_private_access_is_pinned walks service/ and fails on
+an access to a private member (`x._name`, `getattr(x, "_name")`, an override or a field
+set in a subclass of a dependency's class) that PINNED does not name; each other test
+here pins one member's shape."""
+
+from __future__ import annotations
+
+import ast
+import dis
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from prometheus_client import values
+from uvicorn_worker import UvicornWorker
+
+from service.data.migrations.runner import script_directory
+from service.telemetry.span import ServerSpanFactory
+from tests.unit.telemetry.test_otlp_exporter import UPGRADE_HINT as OTLP_HINT
+
+SERVICE = Path(__file__).resolve().parents[2] / "service"
+
+READABLE_SPAN = (
+    "opentelemetry-sdk: ReadableSpan's fields. ServerSpan (service/telemetry/span.py) sets "
+    "them itself instead of calling ReadableSpan.__init__: compare ReadableSpan.__init__ "
+    "with ServerSpan.__init__ and set every field it sets."
+)
+PINNED = {
+    "_on_ending": (
+        "opentelemetry-sdk: SpanProcessor._on_ending(span), which the SDK Span.end calls "
+        "before on_end. ServerSpan.end (service/telemetry/span.py) calls the tracer's "
+        "processor's _on_ending, and skips it when it is gone: check Span.end and the "
+        "multi span processors, and follow them."
+    ),
+    "_serve": (
+        "uvicorn-worker: UvicornWorker.run runs `await self._serve()`, which "
+        "GracefulUvicornWorker (service/server/worker.py) overrides to serve a "
+        "DrainingServer: check run and _serve, and follow them."
+    ),
+    "_tracer": (
+        "opentelemetry-api: ProxyTracer._tracer, the provider's tracer behind a tracer "
+        "taken before the provider was set. start_client_span "
+        "(service/telemetry/dependency_spans.py) unwraps it to start its lean span: check "
+        "ProxyTracer."
+    ),
+    "_multiprocess": (
+        "prometheus-client: values.ValueClass._multiprocess, true when the value class "
+        "writes to PROMETHEUS_MULTIPROC_DIR (service/telemetry/metrics.py "
+        "multiprocess_mode, service/server/metrics_listener.py prepare): check "
+        "prometheus_client/values.py (MutexValue, MultiProcessValue, get_value_class)."
+    ),
+    "_upgrade_revs": (
+        "alembic: ScriptDirectory._upgrade_revs(destination, current_rev), what "
+        "alembic.command.upgrade passes to EnvironmentContext as fn; "
+        "service/data/migrations/runner.py does the same: compare with command.upgrade."
+    ),
+    **dict.fromkeys(
+        ["_shutdown", "_max_request_size", "_metrics", "_client"],
+        f"opentelemetry-exporter-otlp-proto-http (tests/unit/telemetry/test_otlp_exporter.py "
+        f"pins them): {OTLP_HINT}",
+    ),
+    **dict.fromkeys(
+        [
+            "_name",
+            "_context",
+            "_kind",
+            "_instrumentation_info",
+            "_instrumentation_scope",
+            "_parent",
+            "_start_time",
+            "_end_time",
+            "_attributes",
+            "_events",
+            "_links",
+            "_resource",
+            "_status",
+        ],
+        READABLE_SPAN,
+    ),
+}
+ATTRIBUTE_CALLS = {"getattr", "hasattr", "setattr", "delattr"}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def dependency_members(cls: type, package: str) -> set[str]:
+    """What the classes of other packages in cls's MRO define or set on their instances."""
+    names: set[str] = set()
+    for base in cls.__mro__:
+        if base.__module__.split(".")[0] == package:
+            continue
+        names |= set(vars(base))
+        for member in vars(base).values():
+            func = member.fget if isinstance(member, property) else member
+            code = getattr(getattr(func, "__func__", func), "__code__", None)
+            if code is not None:
+                names |= {i.argval for i in dis.get_instructions(code) if i.opname == "STORE_ATTR"}
+    return names
+
+
+class Finder(ast.NodeVisitor):
+    """Private names a module uses: (where, name, class it is used in on self or None)."""
+
+    def __init__(self, module: str, where: str) -> None:
+        self.module, self.where = module, where
+        self.classes: list[type | None] = []  # the enclosing class, if any (methods included)
+        self.in_class_body = False
+        self.uses: list[tuple[str, str, type | None]] = []
+        self.own: list[tuple[str, type | None]] = []  # defined in our classes
+
+    def note(self, node: ast.AST, name: str, on_self: bool, defines: bool = False) -> None:
+        cls = self.classes[-1] if self.classes and on_self else None
+        self.uses.append((f"{self.where}:{getattr(node, 'lineno', 0)}", name, cls))
+        if defines:
+            self.own.append((name, cls))
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        # the class itself, to know its bases (imported only for modules with classes)
+        outer = self.classes[-1] if self.classes else importlib.import_module(self.module)
+        self.classes.append(getattr(outer, node.name, None))
+        body, self.in_class_body = self.in_class_body, True
+        self.generic_visit(node)
+        self.classes.pop()
+        self.in_class_body = body
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if self.in_class_body and is_private(node.name):
+            self.note(node, node.name, on_self=True, defines=True)
+        body, self.in_class_body = self.in_class_body, False
+        self.generic_visit(node)
+        self.in_class_body = body
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if self.in_class_body and isinstance(node.ctx, ast.Store) and is_private(node.id):
+            self.note(node, node.id, on_self=True, defines=True)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if is_private(node.attr):
+            on_self = on_self_or_super(node.value)
+            stored = isinstance(node.ctx, ast.Store)
+            self.note(node, node.attr, on_self, defines=on_self and stored)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id in ATTRIBUTE_CALLS
+            and len(node.args) >= 2
+            and isinstance(name := node.args[1], ast.Constant)
+            and isinstance(name.value, str)
+            and is_private(name.value)
+        ):
+            self.note(node, name.value, on_self_or_super(node.args[0]))
+        self.generic_visit(node)
+
+
+def on_self_or_super(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in ("self", "cls")
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+    )
+
+
+def dependency_private_uses(root: Path, package: str) -> dict[str, list[str]]:
+    """Private names of other packages that the modules under root (importable as
+    `package`) use: name -> where. Used on self in a class, a name is a dependency's when
+    a base class of another package has it; used on anything else, when none of the
+    package's own classes defines it (a dependency member named like one of ours is
+    missed)."""
+    uses: list[tuple[str, str, type | None]] = []
+    own: list[tuple[str, type | None]] = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root.parent).with_suffix("")
+        name = ".".join(part for part in relative.parts if part != "__init__")
+        finder = Finder(name, str(path.relative_to(root.parent)))
+        finder.visit(ast.parse(path.read_text()))
+        uses += finder.uses
+        own += finder.own
+
+    def theirs(name: str, cls: type | None) -> bool:
+        return cls is not None and name in dependency_members(cls, package)
+
+    ours = {name for name, cls in own if not theirs(name, cls)}
+    found: dict[str, list[str]] = {}
+    for where, name, cls in uses:
+        if theirs(name, cls) or (cls is None and name not in ours):
+            found.setdefault(name, []).append(where)
+    return found
+
+
+def test_every_private_access_is_pinned() -> None:
+    found = dependency_private_uses(SERVICE, "service")
+    unpinned = {name: where for name, where in found.items() if name not in PINNED}
+    assert not unpinned, (
+        f"private members of dependencies used without a pin: {unpinned}. Use a public API, "
+        "or add the name to PINNED in tests/unit/test_private_members.py (what to check "
+        "after an upgrade) with a test of the shape the service relies on."
+    )
+    stale = sorted(set(PINNED) - set(found))
+    assert not stale, f"PINNED names what service/ no longer uses: {stale}; remove them"
+
+
+def test_the_walker_finds_accesses_overrides_and_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "probe_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text(
+        "import logging\n"
+        "class Ours:\n"
+        "    def __init__(self):\n"
+        "        self._mine = 1\n"
+        "    def _helper(self):\n"
+        "        return self._mine\n"
+        "class Handler(logging.Handler):\n"
+        "    def _own_name(self):\n"
+        "        self._closed = True\n"  # logging.Handler.__init__ sets _closed
+        "        return super()._at_fork_reinit()\n"
+        "def use(x, handler):\n"
+        "    Ours()._helper()\n"
+        "    handler._own_name()\n"
+        "    return x._theirs, getattr(x, '_by_name', None)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        found = dependency_private_uses(package, "probe_pkg")
+    finally:
+        for name in ("probe_pkg", "probe_pkg.mod"):
+            sys.modules.pop(name, None)
+    assert sorted(found) == ["_at_fork_reinit", "_by_name", "_closed", "_theirs"], found
+    assert found["_theirs"] == ["probe_pkg/mod.py:14"]
+
+
+# One test per member: the shape service/ relies on.
+
+
+def test_span_processor_on_ending_is_called_through_the_tracer_processor() -> None:
+    ended: list[object] = []
+
+    class Recorder(SpanProcessor):
+        def _on_ending(self, span: object) -> None:
+            ended.append(span)
+
+    provider = TracerProvider()
+    provider.add_span_processor(Recorder())
+    tracer = provider.get_tracer("pin")
+    assert isinstance(tracer, SdkTracer), PINNED["_on_ending"]
+    factory = ServerSpanFactory(tracer, "pin")
+    assert factory.on_ending is not None, PINNED["_on_ending"]
+    span = factory.start("GET /pin", Context(), {})
+    span.end()
+    assert ended == [span], PINNED["_on_ending"]
+    # and the SDK's own spans call it too, which is why ServerSpan does
+    with tracer.start_as_current_span("sdk") as sdk_span:
+        pass
+    assert ended == [span, sdk_span], PINNED["_on_ending"]
+
+
+def test_server_span_sets_every_field_readable_span_sets() -> None:
+    fields = set(vars(ReadableSpan(name="pin")))
+    assert fields == {name for name, hint in PINNED.items() if hint == READABLE_SPAN}, (
+        f"ReadableSpan now sets {sorted(fields)}. {READABLE_SPAN}"
+    )
+    tracer = TracerProvider().get_tracer("pin")
+    assert isinstance(tracer, SdkTracer)
+    span = ServerSpanFactory(tracer, "pin").start("GET /pin", Context(), {"k": "v"})
+    assert fields <= set(vars(span)), READABLE_SPAN
+    readable = ReadableSpan(name="pin")
+    readable.__dict__.update({f: vars(span)[f] for f in fields})
+    assert json_of(readable) == json_of(span), READABLE_SPAN  # read the same way
+
+
+def json_of(span: object) -> str:
+    return ReadableSpan.to_json(span)  # type: ignore[arg-type,no-any-return]
+
+
+def test_uvicorn_worker_run_awaits_serve() -> None:
+    serve = inspect.getattr_static(UvicornWorker, "_serve", None)
+    assert inspect.iscoroutinefunction(serve), PINNED["_serve"]
+    assert list(inspect.signature(serve).parameters) == ["self"], PINNED["_serve"]
+    assert "_serve" in UvicornWorker.run.__code__.co_names, PINNED["_serve"]
+
+
+def test_proxy_tracer_unwraps_to_the_provider_tracer() -> None:
+    proxy = trace.ProxyTracer("pin")
+    assert isinstance(inspect.getattr_static(trace.ProxyTracer, "_tracer"), property)
+    assert isinstance(proxy._tracer, trace.Tracer), PINNED["_tracer"]
+
+
+def test_prometheus_value_class_tells_multiprocess_mode() -> None:
+    # metrics_listener.prepare also calls values.get_value_class() (public, no pin)
+    assert values.MutexValue._multiprocess is False, PINNED["_multiprocess"]
+    multiprocess_value = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    assert multiprocess_value._multiprocess is True, PINNED["_multiprocess"]
+
+
+def test_alembic_upgrade_revs_lists_the_steps_to_a_target() -> None:
+    hint = PINNED["_upgrade_revs"]
+    assert "script._upgrade_revs(revision, rev)" in inspect.getsource(command.upgrade), hint
+    script = script_directory()
+    ordered = [s.revision for s in reversed(list(script.walk_revisions()))]
+    steps = script._upgrade_revs("heads", ordered[0])
+    assert [step.revision.revision for step in steps] == ordered[1:], hint
