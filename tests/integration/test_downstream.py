@@ -1,7 +1,8 @@
 """One trace across two real services: frontend -> backend through GET /api/downstream,
 exported to a real OTLP receiver, with the backend's database and Redis spans; and the
-faults: a backend that is down is a 502 within the connect timeout, a silent one a 504
-at the read timeout."""
+faults: a backend that is down (refused, or not connected within the connect timeout) is
+a 502, a silent one a 504 at the read timeout; the client reads a fixed text, the log line
+the reason."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from tools.testbed.otlp_receiver import OtlpReceiver
 from tools.testbed.servers import RedisServer, ServiceProcess
-from tools.testbed.support import free_port, wait_for
+from tools.testbed.support import free_port, unaccepting_port, wait_for
 
 pytestmark = pytest.mark.integration
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -112,7 +113,27 @@ def test_a_stopped_backend_is_a_502_within_the_connect_timeout() -> None:
         service.stop()
     assert response.status_code == 502, response.text
     assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert response.json()["detail"] == "downstream unavailable"
     assert elapsed < 1.0 + 3, elapsed  # refused at once; the connect timeout is 1 s
+
+
+def test_a_backend_that_never_accepts_is_a_502_at_the_connect_timeout() -> None:
+    """Connecting hangs (a full accept queue): the connect timeout's 502, not a 504."""
+    with unaccepting_port() as port:
+        service = ServiceProcess(
+            env={"DOWNSTREAM_URL": f"http://127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+        ).start()
+        try:
+            started = time.monotonic()
+            response = httpx.get(f"{service.url}/api/downstream", timeout=30)
+            elapsed = time.monotonic() - started
+            line = service.wait_for_event("downstream_unavailable", status_code=502)
+        finally:
+            service.stop()
+    assert response.status_code == 502, response.text
+    assert response.json()["detail"] == "downstream unavailable"
+    assert 1.0 <= elapsed < 1.0 + 3, elapsed
+    assert line["error"].startswith(f"GET http://127.0.0.1:{port}/api/ping: ConnectTimeout")
 
 
 def test_a_silent_backend_is_a_504_at_the_read_timeout() -> None:
@@ -139,4 +160,5 @@ def test_a_silent_backend_is_a_504_at_the_read_timeout() -> None:
         listener.close()
     assert response.status_code == 504, response.text
     assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert response.json()["detail"] == "downstream timed out"
     assert 1.0 <= elapsed < 1.0 + 5, elapsed

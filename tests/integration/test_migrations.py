@@ -4,7 +4,6 @@ following the schema. Each test gets a database of its own in the session's serv
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.config import async_database_url
 from service.data.migrations import HEAD, REVISIONS
+from tools.testbed.jsonlines import parse_json_lines
 from tools.testbed.servers import PostgresServer, ServiceProcess
 from tools.testbed.support import REPO_ROOT, free_port, wait_for
 
@@ -80,7 +80,7 @@ def migrate(url: str, *args: str) -> subprocess.Popen[str]:
 def finish(proc: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, list[dict[str, Any]]]:
     out, err = proc.communicate(timeout=timeout_s)
     assert not err.strip(), err
-    return proc.returncode, [json.loads(line) for line in out.splitlines() if line]
+    return proc.returncode, parse_json_lines(out)
 
 
 def revision(url: str) -> list[str]:
@@ -166,7 +166,9 @@ def test_readiness_waits_for_the_migration_and_the_app_runs_no_ddl(database: str
         schema = body["checks"]["schema"]
         assert schema["schema"] == "public" and schema["revision"] == "none"
         assert schema["required_revision"] == HEAD
-        assert f"this code needs {HEAD}" in schema["error"]
+        assert schema["error"] == "schema_behind"  # the body's code; the text is logged
+        logged = service.wait_for_event("readiness_check_failed", check="schema")
+        assert f"this code needs {HEAD}" in logged["error"]
         assert sql(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'") == []
 
         assert finish(migrate(database))[0] == 0

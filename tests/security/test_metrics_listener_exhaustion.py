@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from service.server import metrics_listener
+from tests.support import missing
 from tools.testbed.servers import ServiceProcess
 from tools.testbed.support import wait_for
 
@@ -51,7 +52,7 @@ def enough_file_descriptors(needed: int) -> None:
     if soft >= needed:
         return
     if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
+        missing(f"RLIMIT_NOFILE hard limit of at least {needed} (it is {hard}; ulimit -Hn)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 

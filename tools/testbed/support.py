@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from tools import REPO_ROOT
 
-__all__ = ["REPO_ROOT", "MissingPrerequisite", "free_port", "wait_for"]
+__all__ = ["REPO_ROOT", "MissingPrerequisite", "free_port", "unaccepting_port", "wait_for"]
 
 
 class MissingPrerequisite(RuntimeError):
@@ -31,3 +32,30 @@ def wait_for(
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+
+
+@contextmanager
+def unaccepting_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where a connect times out (not refused): a listener that never
+    accepts, its accept queue filled (backlog 0 holds one connection). Linux then drops
+    further SYNs and the client retransmits until its own connect timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=2)
+    try:
+        # The premise, checked: a connect hangs (a few tries: the filler's last ACK may
+        # still be on its way into the queue).
+        for _ in range(5):
+            with socket.socket() as probe:
+                probe.settimeout(0.2)
+                try:
+                    probe.connect(listener.getsockname())
+                except TimeoutError:
+                    break
+        else:
+            raise AssertionError("a full accept queue kept taking connections")
+        yield int(listener.getsockname()[1])
+    finally:
+        filler.close()
+        listener.close()
