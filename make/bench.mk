@@ -13,7 +13,7 @@ BENCH_SMOKE_OUT ?= $(or $(TMPDIR),/tmp)/fastapi-app-bench-smoke
 
 $(BENCH_STAMP): bench/requirements.txt | venv
 	$(BIN)/pip install --no-cache-dir --disable-pip-version-check -q \
-		-c requirements.txt -r bench/requirements.txt
+		-c $(RUNTIME_CONSTRAINTS) -r bench/requirements.txt
 	rm -f $(VENV)/.bench-installed-* && touch $@
 
 bench-deps: $(BENCH_STAMP) ## install the bench-only packages (contrib instrumentation, matplotlib) into .venv

@@ -2,7 +2,7 @@
 #
 # Variables (make VAR=value, the environment, or for the image names a .env file):
 #   IMAGE       the app image to build and run         (APP_IMAGE in .env; fastapi-app:local)
-#   BASE_IMAGE  base of both Dockerfile stages         (python:3.12-slim)
+#   BASE_IMAGE  base of both Dockerfile stages         (the Dockerfile's: python:3.12-slim@sha256:...)
 #   STANDINS=1  use the local stand-in images of `make standins` (no registry needed)
 #   DOCKER      a docker CLI that builds with BuildKit (found on PATH)
 #   COMPOSE     `docker compose` (v2) when installed, else `docker-compose` (v1.29)
@@ -20,7 +20,7 @@ REDIS_IMAGE ?= $(STANDIN_PREFIX)/redis:7
 export POSTGRES_IMAGE REDIS_IMAGE
 endif
 IMAGE ?= $(or $(call env_file_value,APP_IMAGE),fastapi-app:local)
-BASE_IMAGE ?= $(or $(call env_file_value,BASE_IMAGE),python:3.12-slim)
+BASE_IMAGE ?= $(or $(call env_file_value,BASE_IMAGE),$(shell sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile))
 DOCKER ?= $(shell sh tests/container/standins/docker-client.sh)
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; \

@@ -5,7 +5,21 @@ DIST ?= dist
 CHART_VERSION = $(shell sed -n 's/^version: //p' $(CHART)/Chart.yaml)
 DRY_RUN_IMAGE ?= fastapi-app:release-dry-run
 
-.PHONY: release-version release-check sbom release-dry-run
+.PHONY: release-version release-check release-tools sbom release-dry-run
+
+# The release job's Python tools (it can publish and sign): tools/requirements-release.txt,
+# every file hash-pinned (make requirements), installed with --require-hashes into a venv of
+# their own, never the dev venv's unhashed tools.
+RELEASE_VENV ?= .tools/release-venv
+RELEASE_STAMP := $(RELEASE_VENV)/.installed-$(shell cksum < tools/requirements-release.txt | cut -d' ' -f1)
+
+$(RELEASE_STAMP): tools/requirements-release.txt
+	rm -rf $(RELEASE_VENV) && $(PYTHON) -m venv $(RELEASE_VENV)
+	$(RELEASE_VENV)/bin/pip install --no-cache-dir --disable-pip-version-check -q \
+		--require-hashes -r tools/requirements-release.txt
+	touch $@
+
+release-tools: $(RELEASE_STAMP) ## the release job's hash-checked tools (CycloneDX), in $(RELEASE_VENV)
 
 release-version: venv $(HELM) ## set VERSION everywhere (project, chart, image label, kustomize, CHANGELOG)
 	@test -n "$(VERSION)" || { echo "usage: make release-version VERSION=x.y.z"; exit 2; }
@@ -13,12 +27,12 @@ release-version: venv $(HELM) ## set VERSION everywhere (project, chart, image l
 	$(MAKE) --no-print-directory kustomize-base
 	$(BIN)/python -m tools.release check
 
-release-check: venv ## fail if the version differs anywhere from pyproject.toml's
-	$(BIN)/python -m tools.release check
+release-check: ## fail if the version differs anywhere from pyproject.toml's (standard library only)
+	$(PYTHON) -m tools.release check
 
-sbom: venv ## CycloneDX SBOM of the pinned Python dependencies: $(DIST)/sbom.cdx.json
+sbom: $(RELEASE_STAMP) ## CycloneDX SBOM of the pinned Python dependencies: $(DIST)/sbom.cdx.json
 	mkdir -p $(DIST)
-	$(BIN)/cyclonedx-py requirements requirements.txt --pyproject pyproject.toml \
+	$(RELEASE_VENV)/bin/cyclonedx-py requirements requirements.txt --pyproject pyproject.toml \
 		--of JSON --output-reproducible -o $(DIST)/sbom.cdx.json
 
 release-dry-run: venv $(HELM) release-check sbom ## what the release workflow does, without pushing or signing

@@ -13,7 +13,8 @@ from tests.chart.rendering import CHART_DIR, FULLNAME, RELEASE, Manifest, Result
 pytestmark = pytest.mark.chart
 
 DB_URL = "postgresql://u:p@db:5432/app"
-DB = {"secret": {"databaseUrl": DB_URL}}
+# On PostgreSQL the chart wants API tokens (or auth.allowAnonymousWrites).
+DB = {"secret": {"databaseUrl": DB_URL, "apiTokens": "t0ken=alice"}}
 JOB = f"{FULLNAME}-migrate"
 HOOK = "helm.sh/hook"
 WEIGHT = "helm.sh/hook-weight"
@@ -63,13 +64,32 @@ def test_the_job_and_its_secret_are_pre_install_and_pre_upgrade_hooks_secret_fir
     assert secret_annotations[WEIGHT] == "-10"
     # A succeeded Job is deleted; a failed one is kept for its logs until the next run.
     assert job_annotations[DELETE] == "before-hook-creation,hook-succeeded"
-    # The Secret stays while the Job may run (retries, a kept failed Job): helm v4 deletes
-    # hook-succeeded hooks of lower weights when a later hook fails.
-    assert secret_annotations[DELETE] == "before-hook-creation"
+    # The Secret (DATABASE_URL) goes once the event's hooks succeeded: helm deletes the
+    # hook-succeeded hooks only after the last one (the Job) completed, never while it runs.
+    # before-hook-creation replaces one a failed run left behind.
+    assert secret_annotations[DELETE] == "before-hook-creation,hook-succeeded"
     assert secret["data"] == {"DATABASE_URL": "cG9zdGdyZXNxbDovL3U6cEBkYjo1NDMyL2FwcA=="}
     assert database_ref(result) == {"name": JOB, "key": "DATABASE_URL", "optional": False}
     # The release's own Secret is still there, and not a hook.
     assert HOOK not in (named(result, "Secret", FULLNAME)["metadata"].get("annotations") or {})
+
+
+def test_no_hook_secret_outlives_a_successful_run() -> None:
+    """helm uninstall leaves hooks behind: a Secret among them must be gone by then. Each
+    hook Secret is deleted on success and created below every Job of its events, so it
+    exists while they run (helm deletes hook-succeeded hooks after the event's last hook)."""
+    result = render({**DB, "networkPolicy": {"enabled": True}})
+    secrets = [o for o in hooks(result) if o["kind"] == "Secret"]
+    jobs = [o for o in hooks(result) if o["kind"] == "Job"]
+    assert secrets and jobs
+    for secret in secrets:
+        annotations = secret["metadata"]["annotations"]
+        assert "hook-succeeded" in annotations[DELETE].split(","), secret["metadata"]["name"]
+        assert "before-hook-creation" in annotations[DELETE].split(",")
+        for hook_job in jobs:
+            job_annotations = hook_job["metadata"]["annotations"]
+            if set(job_annotations[HOOK].split(",")) & set(annotations[HOOK].split(",")):
+                assert int(annotations[WEIGHT]) < int(job_annotations[WEIGHT])
 
 
 def test_the_job_runs_the_migration_with_the_apps_image_and_limits() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,8 @@ CHART_VALUES = REPO_ROOT / "deploy/helm/fastapi-app/values.yaml"
 # Compose's own defaults for the shutdown numbers (docker-compose.yml's ${VAR:-default}).
 DEFAULT_GRACE_SECONDS = 30
 DEFAULT_DELAY_SECONDS = 0
+# docker-compose.yml has no default for it (${POSTGRES_PASSWORD:?...}): every run sets one.
+PASSWORD = {"POSTGRES_PASSWORD": "compose-test-password"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ def stack_env(app_image: str, images: BaseImages, port: int) -> dict[str, str]:
         "POSTGRES_IMAGE": images.postgres,
         "REDIS_IMAGE": images.redis,
         "APP_PORT": str(port),
+        **PASSWORD,
         # Compose v1 would otherwise build with the legacy builder, which cannot.
         "COMPOSE_DOCKER_CLI_BUILD": "1",
         "DOCKER_BUILDKIT": "1",
@@ -103,6 +107,7 @@ def test_compose_config_resolves(compose: Compose) -> None:
         "BASE_IMAGE": "local/python:1",
         "POSTGRES_IMAGE": "local/postgres:1",
         "REDIS_IMAGE": "local/redis:1",
+        **PASSWORD,
     }
     project = f"fastapi-app-config-{compose.version}"
     config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
@@ -139,6 +144,51 @@ def test_compose_config_resolves(compose: Compose) -> None:
     assert stop_s > DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS
 
 
+def published(port: Any) -> tuple[str, str, int]:
+    """(host address, host port, container port) of a `ports` entry in either Compose's
+    resolved form: v2's long syntax, v1's "ip:host:container/proto" string."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), str(port["published"]), int(port["target"])
+    host_ip, host_port, container = str(port).split("/")[0].rsplit(":", 2)
+    return host_ip, host_port, int(container)
+
+
+def test_compose_publishes_on_loopback_only(compose: Compose) -> None:
+    env = {"APP_IMAGE": "local/app:1", "COMPOSE_PROFILES": "observability", **PASSWORD}
+    project = f"fastapi-app-config-ports-{compose.version}"
+    services = yaml.safe_load(compose(project, "config", env=env).stdout)["services"]
+    ports = {name: [published(p) for p in s.get("ports", [])] for name, s in services.items()}
+    assert ports["app"] == [("127.0.0.1", "8000", 8000)]
+    every = [entry for entries in ports.values() for entry in entries]
+    # The app, Jaeger's UI and Prometheus's: each on the loopback address only.
+    assert {container for _, _, container in every} == {8000, 16686, 9090}
+    assert {host_ip for host_ip, _, _ in every} == {"127.0.0.1"}, ports
+
+
+def test_compose_requires_postgres_password(compose: Compose, tmp_path: Path) -> None:
+    """No default password: without one (unset or empty) compose stops and names it; with
+    one, the database and the app's DATABASE_URL get it."""
+    empty_env_file = tmp_path / "empty.env"  # a developer's .env beside the file must not count
+    empty_env_file.write_text("")
+    project = f"fastapi-app-config-pw-{compose.version}"
+    command = [*compose.command, "-f", str(COMPOSE_FILE), "-p", project]
+    command += ["--env-file", str(empty_env_file), "config"]
+    unset = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    for env in (unset, {**unset, "POSTGRES_PASSWORD": ""}):
+        proc = subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode != 0, proc.stdout
+        assert "set POSTGRES_PASSWORD" in proc.stderr, proc.stderr
+    config = compose(project, "--env-file", str(empty_env_file), "config", env=PASSWORD).stdout
+    services = yaml.safe_load(config)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "compose-test-password"
+    for name in ("app", "migrate"):
+        url = services[name]["environment"]["DATABASE_URL"]
+        assert url.startswith("postgresql://app:compose-test-password@postgres:5432/"), url
+
+
 def test_env_example_documents_every_compose_variable() -> None:
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE_FILE.read_text()))
     documented = set(
@@ -155,6 +205,7 @@ def project(compose: Compose, docker: Docker) -> Iterator[str]:
     subprocess.run(
         [*compose.command, "-f", str(COMPOSE_FILE), "-p", name, "down", "-v", "--remove-orphans"],
         cwd=REPO_ROOT,
+        env={**os.environ, **PASSWORD},
         capture_output=True,
         timeout=120,
         check=False,
@@ -217,7 +268,7 @@ def test_compose_stack_with_stand_ins(
 
 
 def test_observability_profile_scrapes_the_metrics_port(compose: Compose) -> None:
-    env = {"APP_IMAGE": "local/app:1", "PROMETHEUS_IMAGE": "local/prometheus:1"}
+    env = {"APP_IMAGE": "local/app:1", "PROMETHEUS_IMAGE": "local/prometheus:1", **PASSWORD}
     env["COMPOSE_PROFILES"] = "observability"  # read by Compose v2 and docker-compose >= 1.28
     project = f"fastapi-app-config-obs-{compose.version}"
     config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
@@ -231,7 +282,7 @@ def test_observability_profile_scrapes_the_metrics_port(compose: Compose) -> Non
 
 
 def test_observability_profile_runs_a_backend_for_the_downstream_trace(compose: Compose) -> None:
-    env = {"APP_IMAGE": "local/app:1", "COMPOSE_PROFILES": "observability"}
+    env = {"APP_IMAGE": "local/app:1", "COMPOSE_PROFILES": "observability", **PASSWORD}
     project = f"fastapi-app-config-backend-{compose.version}"
     config: dict[str, Any] = yaml.safe_load(compose(project, "config", env=env).stdout)
     services = config["services"]

