@@ -9,7 +9,7 @@ KUBE_VERSION ?= 1.34.0
 tools: $(HELM) $(TOOLS_BIN)/helm4 $(TOOLS_BIN)/checkov ## install helm v3, helm v4 (helm4) and checkov under .tools/
 
 $(HELM) $(TOOLS_BIN)/helm4: tools/install-helm.sh
-	bash tools/install-helm.sh
+	bash tools/install-helm.sh $(TOOLS_BIN)
 	touch $(HELM) $(TOOLS_BIN)/helm4
 
 $(TOOLS_BIN)/checkov: tools/install-checkov.sh

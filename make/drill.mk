@@ -54,10 +54,10 @@ DRILL_CHART = $(BIN)/python -m tools.drill.chart --image $(DRILL_CHART_IMAGE) --
 drill-chart-image:
 	$(MAKE) --no-print-directory image IMAGE=$(DRILL_CHART_IMAGE)
 
-drill-chart: venv $(BENCH_STAMP) drill-chart-image ## the chart's rendered pods rolled on Docker under load: fails on any failed request
+drill-chart: venv $(BENCH_STAMP) $(HELM) drill-chart-image ## the chart's rendered pods rolled on Docker under load: fails on any failed request
 	@mkdir -p $(DRILL_OUT)
 	$(DRILL_CHART) --json $(DRILL_OUT)/drill-chart.json $(DRILL_CHART_ARGS)
 
-drill-chart-control: venv $(BENCH_STAMP) drill-chart-image ## drill-chart with preStop 0 and a longer endpoint lag: passes only if requests fail
+drill-chart-control: venv $(BENCH_STAMP) $(HELM) drill-chart-image ## drill-chart with preStop 0 and a longer endpoint lag: passes only if requests fail
 	@mkdir -p $(DRILL_OUT)
 	$(DRILL_CHART) --control --json $(DRILL_OUT)/drill-chart-control.json $(DRILL_CHART_ARGS)

@@ -4,8 +4,9 @@
 #   e2e-kubectl    the kubectl release of E2E_NODE_IMAGE's Kubernetes into .tools/bin (once;
 #                  checksum verified), unless E2E_KUBECTL names another
 #   e2e-prereqs    docker, kind, kubectl and helm are there (each missing one is named with how
-#                  to install it), kubectl is within one minor version of E2E_NODE_IMAGE's
-#                  Kubernetes, and the Docker daemon answers
+#                  to install it; helm, when E2E_HELM is `make tools`' one, is installed first),
+#                  kind is v0.33.0 or later, kubectl is within one minor version of
+#                  E2E_NODE_IMAGE's Kubernetes, and the Docker daemon answers
 #   e2e-cluster    creates the kind cluster KIND_CLUSTER from tests/e2e/kind-config.yaml (one
 #                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1) on the
 #                  node image E2E_NODE_IMAGE, or reuses it
@@ -13,7 +14,9 @@
 #                  image-change drill), both saved to one archive that `kind load
 #                  image-archive` puts on every node (works with any builder and image store)
 #   e2e-deps       throwaway PostgreSQL and Redis (tests/e2e/manifests; E2E_POSTGRES_IMAGE,
-#                  E2E_REDIS_IMAGE) in E2E_NAMESPACE
+#                  E2E_REDIS_IMAGE) in E2E_NAMESPACE, their images pulled once here for the
+#                  nodes' platform (E2E_PLATFORM, default the Docker daemon's), saved for it
+#                  and put on every node with `kind load image-archive` (IfNotPresent)
 #   e2e-install    two releases of the same image, each helm upgrade --install --wait (the
 #                  chart's migration hook Job runs first, on the throwaway PostgreSQL): the
 #                  backend E2E_BACKEND_RELEASE (1 pod, ClusterIP, only labelled clients in),
@@ -53,6 +56,8 @@ E2E_NODE_IMAGE ?= kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb8
 # Other PostgreSQL / Redis images than tests/e2e/manifests names (a mirror, say).
 E2E_POSTGRES_IMAGE ?=
 E2E_REDIS_IMAGE ?=
+# The platform those are pulled and saved for (linux/arm64, ...); empty: the Docker daemon's.
+E2E_PLATFORM ?=
 E2E_ARTIFACTS ?= var/e2e
 E2E_DRILL_RATE ?= 40
 E2E_PYTEST_ARGS ?=
@@ -63,8 +68,9 @@ E2E_PYTEST_ARGS ?=
 E2E_KUBECTL_VERSION ?= $(lastword $(subst :, ,$(firstword $(subst @, ,$(E2E_NODE_IMAGE)))))
 E2E_PINNED_KUBECTL = $(TOOLS_BIN)/kubectl
 E2E_KUBECTL ?= $(E2E_PINNED_KUBECTL)
-# `make tools`' helm when there, else the one on PATH.
-E2E_HELM ?= $(firstword $(wildcard $(TOOLS_BIN)/helm) helm)
+# `make tools`' helm (v3.19.0, the one the chart is tested with; e2e-prereqs installs it
+# when missing). E2E_HELM=helm uses the one on PATH, or give a path.
+E2E_HELM ?= $(HELM)
 
 E2E_IMAGE = $(E2E_IMAGE_REPO):$(E2E_TAG)
 E2E_IMAGE_NEXT = $(E2E_IMAGE_REPO):$(E2E_TAG_NEXT)
@@ -79,7 +85,7 @@ E2E_STEPS = e2e-kubectl e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e
 # What the suite and scripts/e2e.sh read (tests/e2e/settings.py has the same defaults).
 export KIND KIND_CLUSTER E2E_NODE_IMAGE E2E_CONTEXT E2E_NAMESPACE E2E_RELEASE E2E_BACKEND_RELEASE E2E_IMAGE_REPO E2E_TAG \
 	E2E_TAG_NEXT E2E_NODE_PORT E2E_ARTIFACTS E2E_KUBECTL E2E_HELM E2E_DRILL_RATE \
-	E2E_POSTGRES_IMAGE E2E_REDIS_IMAGE
+	E2E_POSTGRES_IMAGE E2E_REDIS_IMAGE E2E_PLATFORM
 
 .PHONY: e2e e2e-kubectl e2e-prereqs e2e-cluster e2e-image e2e-deps e2e-install e2e-helm-test e2e-test \
 	e2e-logs e2e-cleanup e2e-down
@@ -104,7 +110,7 @@ e2e-kubectl:
 		KUBECTL_VERSION='$(E2E_KUBECTL_VERSION)' bash tests/e2e/install-kubectl.sh $(TOOLS_BIN); \
 	fi
 
-e2e-prereqs: venv
+e2e-prereqs: venv $(if $(filter $(HELM),$(E2E_HELM)),$(HELM))
 	$(BIN)/python -m tests.e2e.prereqs docker=$(DOCKER) kind=$(KIND) kubectl=$(E2E_KUBECTL) helm=$(E2E_HELM)
 
 # The marker is made before `kind create`: a cluster half made when make e2e is interrupted
@@ -133,6 +139,7 @@ e2e-deps: venv
 	$(E2E_K) create namespace $(E2E_NAMESPACE) --dry-run=client -o yaml | $(E2E_K) apply -f -
 	mkdir -p $(E2E_ARTIFACTS)
 	$(BIN)/python -m tests.e2e.backing > $(E2E_ARTIFACTS)/backing-services.yaml
+	DOCKER='$(DOCKER)' $(BIN)/python -m tests.e2e.backing load
 	$(E2E_K) apply -f $(E2E_ARTIFACTS)/backing-services.yaml
 	$(E2E_K) wait --for=condition=Available deployment/postgres deployment/redis --timeout=300s
 

@@ -1,17 +1,20 @@
 # Sourced by install-kind.sh and install-kubectl.sh: a release binary downloaded with its
 # checksum file, each failure said in one line (no answer, or an HTTP status) instead of
 # curl's bare exit status. The caller sets: tool, version, hint.
+# RELEASE_UNAME_S and RELEASE_UNAME_M stand in for `uname -s` and `uname -m` (tests only: the
+# platform logic of every platform runs against a local download server).
 # shellcheck shell=bash disable=SC2154
 
 release_os() {
-  uname -s | tr '[:upper:]' '[:lower:]'
+  echo "${RELEASE_UNAME_S:-$(uname -s)}" | tr '[:upper:]' '[:lower:]'
 }
 
 release_arch() {
-  case "$(uname -m)" in
+  local machine="${RELEASE_UNAME_M:-$(uname -m)}"
+  case "$machine" in
     x86_64 | amd64) echo amd64 ;;
     aarch64 | arm64) echo arm64 ;;
-    *) echo "no $tool release for $(uname -m); $hint" >&2; return 1 ;;
+    *) echo "no $tool release for $machine; $hint" >&2; return 1 ;;
   esac
 }
 

@@ -4,8 +4,9 @@ Run as `python -m tests.e2e.prereqs docker=docker kind=kind kubectl=PATH helm=PA
 make/e2e.mk does first): it prints the tool each name resolves to, or a line per missing
 tool saying how to install it, checks that the Docker daemon answers and, on Linux, that
 the inotify limits hold a 3-node kind cluster with followed logs (kind's known-issues
-page), that kubectl is within one minor version of E2E_NODE_IMAGE's Kubernetes (kubectl's
-version skew policy), and exits 1 on any problem. The checks themselves are pure
+page), that kind is v0.33.0 or later (`kind version`), that kubectl is within one minor
+version of E2E_NODE_IMAGE's Kubernetes (kubectl's version skew policy), and exits 1 on any
+problem. The checks themselves are pure
 functions, unit-tested in CI.
 """
 
@@ -30,8 +31,8 @@ INSTALL_HINTS: dict[str, str] = {
     "kubectl": "`make e2e-kubectl` installs the release of E2E_NODE_IMAGE's Kubernetes "
     "into .tools/bin (make e2e runs it first), or "
     "https://kubernetes.io/docs/tasks/tools/",
-    "helm": "`make tools` installs helm v3 into .tools/bin (Linux x86-64), or "
-    "https://helm.sh/docs/intro/install/",
+    "helm": "`make tools` installs helm v3.19.0 into .tools/bin (make e2e does when "
+    "E2E_HELM is that one, the default), or https://helm.sh/docs/intro/install/",
 }
 
 
@@ -118,6 +119,45 @@ def inotify_problem(values: Mapping[str, int]) -> str | None:
     )
 
 
+# kind v0.33.0 published E2E_NODE_IMAGE (an image is built for the kind release that lists
+# it), and since v0.24.0 its default network (kindnet) enforces NetworkPolicy.
+KIND_MINIMUM = (0, 33, 0)
+# `kind version`: "kind v0.33.0 go1.24.2 linux/amd64", a build from source
+# "kind v0.34.0-alpha.12+0123456789abcd go1.25.1 darwin/arm64", before v0.6 a bare "v0.5.1".
+KIND_VERSION = re.compile(r"(?:^|\s)v(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(?:\+\S*)?(?=\s|$)")
+
+
+def parse_kind_version(output: str) -> tuple[int, int, int, str] | None:
+    """(major, minor, patch, pre-release) from `kind version`; None when it names none."""
+    found = KIND_VERSION.search(output)
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3]), (found[4] or "").lstrip("-")
+
+
+def kind_version_problem(command: str, output: str) -> str | None:
+    """kind older than KIND_MINIMUM (a pre-release comes before its release), or a version
+    that cannot be read; None when new enough."""
+    minimum = "v" + ".".join(map(str, KIND_MINIMUM))
+    fix = (
+        f"install kind {minimum} or later: `KIND_VERSION={minimum} bash tests/e2e/install-kind.sh "
+        ".tools/bin` (then put .tools/bin first on PATH, or set KIND=.tools/bin/kind), or "
+        "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+    )
+    version = parse_kind_version(output)
+    if version is None:
+        first = output.strip().splitlines()[0] if output.strip() else "no output"
+        return f"cannot read the version of kind ({command}: `kind version` said {first!r}): {fix}"
+    release, pre = version[:3], version[3]
+    if release > KIND_MINIMUM or (release == KIND_MINIMUM and not pre):
+        return None
+    shown = "v" + ".".join(map(str, release)) + (f"-{pre}" if pre else "")
+    return (
+        f"kind {shown} ({command}) is older than {minimum}: E2E_NODE_IMAGE is published for "
+        f"{minimum}, and older kind versions cannot be relied on to run it; {fix}"
+    )
+
+
 # The Kubernetes version in a node image's tag: kindest/node:v1.34.11@sha256:...
 NODE_VERSION = re.compile(r":(v(\d+)\.(\d+)\.\d+)(?:@|$)")
 
@@ -174,6 +214,16 @@ def _docker_info(command: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def _kind_version(command: str) -> str:
+    try:
+        done = subprocess.run(
+            [command, "version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return done.stdout + done.stderr
+
+
 def _kubectl_version(command: str) -> str:
     try:
         done = subprocess.run(
@@ -193,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = locate(parse_tools(args or list(INSTALL_HINTS)))
     docker = next((t for t in tools if t.name == "docker" and t.path), None)
     found = problems(tools, _docker_info(docker.path) if docker and docker.path else None)
+    kind = next((t for t in tools if t.name == "kind" and t.path), None)
+    if kind and kind.path:
+        too_old = kind_version_problem(kind.command, _kind_version(kind.path))
+        if too_old:
+            found.append(too_old)
     kubectl = next((t for t in tools if t.name == "kubectl" and t.path), None)
     node_image = os.environ.get("E2E_NODE_IMAGE", "")
     if kubectl and kubectl.path and node_image:

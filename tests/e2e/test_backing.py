@@ -48,3 +48,84 @@ def test_main_prints_the_manifest_with_the_environment_images() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert images(done.stdout)["redis"] == "mirror.invalid/redis:7-alpine"
+
+
+def test_every_container_starts_from_the_image_loaded_on_the_nodes() -> None:
+    for doc in yaml.safe_load_all(backing.render({"redis": "mirror.invalid/redis:7"})):
+        if doc and doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                assert container["imagePullPolicy"] == "IfNotPresent", container["name"]
+
+
+def test_load_commands_pull_only_what_is_missing_and_save_for_the_nodes_platform() -> None:
+    archive = Path("var/e2e/backing-images-c.tar")
+    images = ["mirror.invalid/postgres:17-alpine", "redis:7-alpine"]
+    commands = backing.load_commands(
+        images, "linux/arm64", archive, lambda image: image.startswith("redis"),
+        docker="/bin/docker", kind="/bin/kind", cluster="c",
+    )  # fmt: skip
+    assert commands == [
+        ["/bin/docker", "pull", "--platform", "linux/arm64", "mirror.invalid/postgres:17-alpine"],
+        ["/bin/docker", "save", "--platform", "linux/arm64", "-o", str(archive), *images],
+        ["/bin/kind", "load", "image-archive", str(archive), "--name", "c"],
+    ]
+    rendered = backing.render({"postgres": images[0]})
+    assert backing.manifest_images(rendered) == images
+
+
+# Stand-ins for docker and kind: log their arguments; docker has no image named *missing*,
+# and fails `save` when STUB_SAVE_FAILS is set.
+STUB = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+case "$(basename "$0") $1 $2" in
+  "docker version "*) echo "linux/arm64" ;;
+  "docker image inspect") case "$*" in *missing*) exit 1 ;; esac ;;
+  "docker save "*) [ -z "${STUB_SAVE_FAILS:-}" ] || exit 1; touch "$6" ;;
+esac
+exit 0
+"""
+
+
+def run_load(tmp_path: Path, **extra: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    for name in ("docker", "kind"):
+        (tmp_path / name).write_text(STUB)
+        (tmp_path / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {
+        "PATH": "/usr/bin:/bin", "STUB_LOG": str(log), "DOCKER": str(tmp_path / "docker"),
+        "KIND": str(tmp_path / "kind"), "KIND_CLUSTER": "e2e", "E2E_ARTIFACTS": str(tmp_path),
+        "E2E_POSTGRES_IMAGE": "mirror.invalid/pg:missing", **extra,
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.backing", "load"], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done, log.read_text().splitlines() if log.exists() else []
+
+
+def test_load_pulls_once_saves_for_the_daemons_platform_and_loads_into_kind(
+    tmp_path: Path,
+) -> None:
+    done, calls = run_load(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    archive = tmp_path / "backing-images-e2e.tar"
+    assert calls == [
+        "docker version --format {{.Server.Os}}/{{.Server.Arch}}",
+        "docker image inspect --format {{.Id}} mirror.invalid/pg:missing",
+        "docker image inspect --format {{.Id}} redis:7-alpine",
+        "docker pull --platform linux/arm64 mirror.invalid/pg:missing",
+        f"docker save --platform linux/arm64 -o {archive} mirror.invalid/pg:missing redis:7-alpine",
+        f"kind load image-archive {archive} --name e2e",
+    ]
+    assert not archive.exists()  # the archive goes once loaded
+
+
+def test_load_for_a_given_platform_and_a_failed_save_says_what_docker_needs(
+    tmp_path: Path,
+) -> None:
+    done, calls = run_load(tmp_path, E2E_PLATFORM="linux/amd64", STUB_SAVE_FAILS="1")
+    assert done.returncode == 1
+    assert "docker save --platform` failed (--platform needs Docker 28 or later)" in done.stderr
+    assert not any(c.startswith(("docker version", "kind")) for c in calls), calls
+    assert any(c.startswith("docker save --platform linux/amd64 ") for c in calls), calls
+    assert not (tmp_path / "backing-images-e2e.tar").exists()

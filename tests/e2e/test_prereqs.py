@@ -14,9 +14,11 @@ from tests.e2e.prereqs import (
     INSTALL_HINTS,
     Tool,
     inotify_problem,
+    kind_version_problem,
     kubectl_skew_problem,
     locate,
     main,
+    parse_kind_version,
     parse_tools,
     problems,
     read_inotify,
@@ -158,3 +160,73 @@ def test_an_unreadable_kubectl_version_is_a_problem_and_an_untagged_node_image_i
     problem = kubectl_skew_problem("kubectl", "Error: unknown flag", NODE_IMAGE_134)
     assert problem is not None and problem.startswith("cannot read the version of kubectl")
     assert kubectl_skew_problem("kubectl", kubectl_json("37"), "kindest/node") is None
+
+
+# `kind version` as kind prints it: releases, builds from source (pre-release, commit count
+# and commit), and the bare version of kind before v0.6.
+@pytest.mark.parametrize(
+    ("output", "parsed"),
+    [
+        ("kind v0.33.0 go1.24.2 linux/amd64\n", (0, 33, 0, "")),
+        ("kind v0.27.0 go1.24.0 darwin/arm64", (0, 27, 0, "")),
+        ("kind v0.34.0-alpha go1.25.1 linux/arm64", (0, 34, 0, "alpha")),
+        ("kind v0.34.0-alpha.12+0123456789abcd go1.25.1 linux/amd64", (0, 34, 0, "alpha.12")),
+        ("v0.5.1\n", (0, 5, 1, "")),
+        ("kind version unknown", None),
+        ("", None),
+    ],
+)
+def test_kind_version_is_read_from_every_output_format(
+    output: str, parsed: tuple[int, int, int, str] | None
+) -> None:
+    assert parse_kind_version(output) == parsed
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "kind v0.33.0 go1.24.2 linux/amd64",
+        "kind v0.33.1 go1.24.2 linux/amd64",
+        "kind v0.34.0-alpha go1.25.1 linux/amd64",
+        "kind v1.0.0 go1.26.0 darwin/arm64",
+    ],
+)
+def test_kind_v0_33_or_later_passes(output: str) -> None:
+    assert kind_version_problem("kind", output) is None
+
+
+@pytest.mark.parametrize(
+    ("output", "shown"),
+    [
+        ("kind v0.32.0 go1.24.2 linux/amd64", "v0.32.0"),
+        ("kind v0.23.0 go1.22.2 darwin/arm64", "v0.23.0"),
+        ("kind v0.33.0-alpha.3+abcdef01234567 go1.24.2 linux/amd64", "v0.33.0-alpha.3"),
+        ("v0.5.1", "v0.5.1"),
+    ],
+)
+def test_an_older_kind_is_named_with_the_fix(output: str, shown: str) -> None:
+    problem = kind_version_problem("/usr/local/bin/kind", output)
+    assert problem is not None
+    assert problem.startswith(f"kind {shown} (/usr/local/bin/kind) is older than v0.33.0")
+    assert "KIND_VERSION=v0.33.0 bash tests/e2e/install-kind.sh .tools/bin" in problem
+    assert "https://kind.sigs.k8s.io/docs/user/quick-start/#installation" in problem
+
+
+def test_an_unreadable_kind_version_is_a_problem() -> None:
+    problem = kind_version_problem("kind", "Error: unknown command\n")
+    assert problem is not None and "cannot read the version of kind" in problem
+    assert "'Error: unknown command'" in problem and "install-kind.sh" in problem
+
+
+def test_main_stops_on_an_old_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(prereqs, "INOTIFY_DIR", tmp_path / "no-inotify")
+    kind = tmp_path / "kind"
+    kind.write_text("#!/bin/sh\necho 'kind v0.31.0 go1.24.2 linux/amd64'\n")
+    kind.chmod(0o755)
+    assert main([f"kind={kind}"]) == 1
+    assert f"PROBLEM  kind v0.31.0 ({kind}) is older than v0.33.0" in capsys.readouterr().out
+    kind.write_text("#!/bin/sh\necho 'kind v0.33.0 go1.24.2 linux/amd64'\n")
+    assert main([f"kind={kind}"]) == 0

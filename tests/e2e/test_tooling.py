@@ -53,6 +53,7 @@ E2E_TESTS = {
     "test_kind_drills.py::test_rollout_restart_under_load_loses_no_request",
     "test_kind_drills.py::test_image_tag_change_under_load_loses_no_request",
     "test_kind_migrations.py::test_the_install_migrated_to_the_head",
+    "test_kind_netpol.py::test_an_unlabelled_pod_gets_no_answer_from_the_backend_but_one_from_the_frontend",
     "test_kind_migrations.py::test_a_second_upgrade_runs_the_job_again_and_applies_nothing",
     "test_kind_migrations.py::test_a_failed_migration_stops_an_atomic_upgrade_before_any_pod_changes",
     "test_kind_prod_overlay.py::test_prod_overlay_becomes_ready",
@@ -155,6 +156,7 @@ def test_make_dry_run_shows_the_whole_sequence() -> None:
         "save -o var/e2e/images-fastapi-app-e2e.tar fastapi-app:e2e fastapi-app:e2e-next",
         "kind load image-archive var/e2e/images-fastapi-app-e2e.tar --name fastapi-app-e2e",
         "-m tests.e2e.backing > var/e2e/backing-services.yaml",
+        "-m tests.e2e.backing load",
         "apply -f var/e2e/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
         "-m tests.e2e.releases backend > var/e2e/values-backend.yaml",
@@ -243,13 +245,18 @@ def steps(flow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "e2e.yml"])
-def test_workflow_actions_are_pinned_by_version(name: str) -> None:
+def test_workflow_actions_are_pinned_by_commit(name: str) -> None:
+    """Every action by its commit, the release tag in a comment (Renovate keeps both)."""
     flow = workflow(name)
     assert flow["permissions"] == {"contents": "read"}
     uses = [step["uses"] for step in steps(flow) if "uses" in step]
     assert uses
     for action in uses:
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", action), action
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+    text = (REPO_ROOT / ".github/workflows" / name).read_text()
+    for line in text.splitlines():
+        if "uses:" in line:
+            assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
     for job in flow["jobs"].values():
         assert job["runs-on"] == "ubuntu-latest" and job["timeout-minutes"] <= 120
 
@@ -371,6 +378,7 @@ def test_requirements_e2e_pins_the_kubernetes_client() -> None:
 # -- make e2e itself, with stand-in tools --------------------------------------------------
 
 IMAGE_ID = "sha256:" + "5e" * 32
+MAKE_E2E_TIMEOUT_S = 600
 STUB = """#!/usr/bin/env bash
 # A stand-in for kind, docker, kubectl and helm: logs its arguments, answers what make asks.
 state="$E2E_STUB_DIR/clusters"
@@ -382,6 +390,8 @@ case "$(basename "$0") $1 $2" in
   "docker port "*) echo "127.0.0.1:30080" ;;
   "docker info "*) echo "27.0.0" ;;
   "docker image inspect") echo "IMAGE_ID" ;;
+  "docker version "*) echo "linux/amd64" ;;
+  "kind version "*) echo "kind v0.33.0 go1.24.2 linux/amd64" ;;
   "kubectl version --client") echo '{"clientVersion": {"major": "1", "minor": "34"}}' ;;
 esac
 case "$(basename "$0") $*" in
@@ -410,6 +420,7 @@ def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
     return [make, "--no-print-directory", "e2e", *tools, *settings, *variables]
 
 
+@pytest.mark.timeout(MAKE_E2E_TIMEOUT_S + 60)  # make's own timeout first: it shows its output
 def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     tmp_path: Path,
 ) -> None:
@@ -423,7 +434,7 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
         E2E_POSTGRES_IMAGE="mirror.invalid/postgres:17-alpine",
     )
     command = stub_make(tmp_path, artifacts)
-    done = run(command, env, timeout_s=600)
+    done = run(command, env, timeout_s=MAKE_E2E_TIMEOUT_S)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
     assert "make e2e: e2e-test failed" in out and "e2e needs its kind cluster" in out, out
@@ -431,6 +442,7 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     assert f"E2E_KUBECTL={tmp_path}/bin/kubectl: yours" in out, out  # nothing downloaded
     expected = [
         "docker info",
+        "kind version",
         "kubectl version --client -o json",
         "kind get clusters",
         f"kind create cluster --name fastapi-app-e2e --config {artifacts}/kind-config.yaml",
@@ -441,6 +453,12 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
         f"docker save -o {artifacts}/images-fastapi-app-e2e.tar fastapi-app:e2e fastapi-app:e2e-",
         f"kind load image-archive {artifacts}/images-fastapi-app-e2e.tar --name fastapi-app-e2e",
         "kubectl --context kind-fastapi-app-e2e --namespace fastapi-app-e2e create namespace",
+        "docker version --format {{.Server.Os}}/{{.Server.Arch}}",
+        "docker image inspect --format {{.Id}} mirror.invalid/postgres:17-alpine",
+        f"docker save --platform linux/amd64 -o {artifacts}/backing-images-fastapi-app-e2e.tar"
+        " mirror.invalid/postgres:17-alpine redis:7-alpine",
+        f"kind load image-archive {artifacts}/backing-images-fastapi-app-e2e.tar"
+        " --name fastapi-app-e2e",
         f"apply -f {artifacts}/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
         "docker image inspect -f {{.Id}} fastapi-app:e2e",
@@ -464,6 +482,8 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     assert in_order(calls, expected) == [], calls
     assert (artifacts / "kind-config.yaml").read_text() == KIND_CONFIG.read_text()
     assert not (artifacts / "images-fastapi-app-e2e.tar").exists()
+    assert not (artifacts / "backing-images-fastapi-app-e2e.tar").exists()
+    assert "docker pull" not in calls  # both images already there: pulled once, not again
     backing = (artifacts / "backing-services.yaml").read_text()
     assert "image: mirror.invalid/postgres:17-alpine" in backing, backing
     assert "image: redis:" in backing  # E2E_REDIS_IMAGE not set: the manifest's own
