@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,14 +26,19 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Errors of a dependency that is down or slow (the database; Redis failures never reach
 # a route: the cache falls back to the database).
 DEPENDENCY_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+BYTES_AS_TEXT: dict[Any, Callable[[Any], Any]] = {
+    bytes: lambda value: value.decode("utf-8", "replace")
+}
 
 
 def json_error(
     status_code: int, detail: Any, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     """An error answer. ensure_ascii: detail may echo input with a lone surrogate (a
-    valid JSON escape such as \\ud800, but not UTF-8), which must not turn into a 500."""
-    body = json.dumps(jsonable_encoder(error_body(detail, **extra)), ensure_ascii=True)
+    valid JSON escape such as \\ud800, but not UTF-8), which must not turn into a 500;
+    nor may a 422's `input` that is the raw body (bytes, not always UTF-8)."""
+    encoded = jsonable_encoder(error_body(detail, **extra), custom_encoder=BYTES_AS_TEXT)
+    body = json.dumps(encoded, ensure_ascii=True)
     return Response(body, status_code, headers, media_type="application/json")
 
 
@@ -45,9 +51,15 @@ async def dependency_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def downstream_error(request: Request, exc: DownstreamError) -> Response:
-    """A downstream that is down (502) or slow (504): logged, answered in the error shape."""
-    log.warning("downstream_unavailable", path=request.url.path, error=str(exc)[:500])
-    return json_error(exc.status_code, str(exc))
+    """A downstream that is down (502) or slow (504): the reason (which URL, which error)
+    in the log line; the client gets a fixed text, nothing about the downstream."""
+    log.warning(
+        "downstream_unavailable",
+        path=request.url.path,
+        status_code=exc.status_code,
+        error=str(exc)[:500],
+    )
+    return json_error(exc.status_code, exc.detail)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -58,8 +70,11 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     - a 405 lists every method the path takes: Starlette names only the first route
       that matched the path (`Allow: GET` for /api/items, which also takes POST), and
       RFC 9110 wants them all."""
-    if exc.status_code == 405 and admin_hidden(request):
-        exc = HTTPException(404, "Not Found")
+    if admin_hidden(request):
+        # Absent from the metrics and spans too: recorded as unmatched (http_route "").
+        request.scope.pop("route", None)
+        if exc.status_code == 405:
+            exc = HTTPException(404, "Not Found")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         allowed = [

@@ -9,17 +9,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from service.api.dependencies import ResourcesDep
+from service.api.responses import DRAINING, INVALID, error_response
 from service.api.routes.items import MAX_ITEM_ID
 
-router = APIRouter(prefix="/api", tags=["demo"])
+router = APIRouter(prefix="/api", tags=["demo"], responses=DRAINING)
 
 
 @router.get(
     "/downstream",
     responses={
-        404: {"description": "DOWNSTREAM_URL is not set"},
-        502: {"description": "the downstream is unreachable"},
-        504: {"description": "the downstream did not answer within its timeouts"},
+        404: error_response("DOWNSTREAM_URL is not set"),
+        502: error_response("the downstream is down, its answer broke HTTP or was too large"),
+        504: error_response("the downstream did not answer in time, or every connection was busy"),
+        **INVALID,
     },
 )
 async def downstream(

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.api.auth import CurrentUser
 from service.api.dependencies import ResourcesDep
+from service.api.responses import BEARER, DATABASE, INVALID, WRITE, error_response
 
-# Answers every route here can give besides its own (documented in the OpenAPI schema).
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    503: {"description": "database unavailable (JSON, with Retry-After)"},
-}
-WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "body is not JSON"},
-    401: {"description": "unknown bearer token"},
-    413: {"description": "body larger than MAX_REQUEST_BODY_BYTES"},
-    **COMMON_RESPONSES,
-}
-router = APIRouter(prefix="/api/items", tags=["items"])
+router = APIRouter(prefix="/api/items", tags=["items"], responses=DATABASE)
 
 
 # Text PostgreSQL can store: no NUL character, and valid Unicode (JSON escapes can carry
@@ -61,7 +52,7 @@ class ItemOut(BaseModel):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-@router.get("", responses=COMMON_RESPONSES)
+@router.get("", responses=INVALID)
 async def list_items(
     resources: ResourcesDep,
     limit: int = Query(50, ge=1, le=500),
@@ -71,13 +62,13 @@ async def list_items(
     return [ItemOut.model_validate(item) for item in items]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE_RESPONSES)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=WRITE, dependencies=[BEARER])
 async def create_item(item: ItemIn, resources: ResourcesDep, user: CurrentUser) -> ItemOut:
     created = await resources.database.add_item(item.name, item.description, user, item.category)
     return ItemOut.model_validate(created)
 
 
-@router.get("/{item_id}", responses={404: {"description": "no such item"}, **COMMON_RESPONSES})
+@router.get("/{item_id}", responses={404: error_response("no such item"), **INVALID})
 async def get_item(
     item_id: Annotated[int, Path(ge=1, le=MAX_ITEM_ID)], resources: ResourcesDep
 ) -> ItemOut:

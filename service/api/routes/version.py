@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-router = APIRouter(tags=["version"])
+from service.api.responses import DRAINING
+
+router = APIRouter(tags=["version"], responses=DRAINING)
 
 
 class Version(BaseModel):
