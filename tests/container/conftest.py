@@ -20,6 +20,20 @@ from tools.testbed.support import REPO_ROOT
 
 STANDIN_PREFIX = "fastapi-app-standin"
 APP_TEST_IMAGE = "fastapi-app:container-test"
+STANDINS_BUILD_TIMEOUT_S = 1200
+APP_BUILD_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-timeout counts a test's set-up, and the first test to ask for the images
+    waits for their builds: it gets both builds' timeouts on top of its own, so a build's
+    own timeout fires first and the failure shows the build's output."""
+    for item in items:
+        if {"base_images", "app_image"} & set(getattr(item, "fixturenames", ())):
+            marker = item.get_closest_marker("timeout")
+            own = float(marker.args[0] if marker else item.config.getini("timeout"))
+            builds = STANDINS_BUILD_TIMEOUT_S + APP_BUILD_TIMEOUT_S
+            item.add_marker(pytest.mark.timeout(own + builds), append=False)
 
 
 def report(config: pytest.Config, text: str) -> None:
@@ -62,7 +76,7 @@ def base_images(docker: Docker, pytestconfig: pytest.Config) -> BaseImages:
         if os.geteuid() != 0:
             missing("root, to debootstrap the stand-in images (or set TEST_*_IMAGE)")
         started = time.monotonic()
-        run(["bash", str(STANDINS_DIR / "build.sh")], timeout_s=1200)
+        run(["bash", str(STANDINS_DIR / "build.sh")], timeout_s=STANDINS_BUILD_TIMEOUT_S)
         report(pytestconfig, f"stand-in images ready in {time.monotonic() - started:.1f} s")
     for name in vars(images).values():
         assert docker.image_exists(name), f"image {name} is not there"
@@ -91,7 +105,7 @@ def build_app_image(docker: Docker, base: str, tag: str, secrets_dir: Path) -> f
             ".",
         ],
         env={"DOCKER_BUILDKIT": "1"},
-        timeout_s=900,
+        timeout_s=APP_BUILD_TIMEOUT_S,
     )
     return time.monotonic() - started
 

@@ -140,20 +140,5 @@ def wait_http(url: str, timeout_s: float, *, status: int = 200, what: str = "") 
     return last[0]
 
 
-def json_lines(text: str) -> list[dict[str, Any]]:
-    """Parse every non-empty line as a JSON object; fail naming the first line that is not."""
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise AssertionError(f"log line {number} is not JSON: {line[:300]!r}") from None
-        assert isinstance(record, dict), f"log line {number} is not an object: {line[:300]!r}"
-        records.append(record)
-    return records
-
-
 def elapsed_since(started: float) -> float:
     return time.monotonic() - started

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from tests.container.conftest import BaseImages, report
-from tests.container.dockerutil import Docker, get, json_lines, wait_http
-from tools.testbed.support import free_port
+from tests.container.dockerutil import Docker, get, wait_http
+from tools.testbed.jsonlines import parse_json_lines
+from tools.testbed.servers import active_requests
+from tools.testbed.support import free_port, wait_for
 
 pytestmark = pytest.mark.container
 
@@ -109,7 +111,7 @@ def test_docker_stop_lets_the_in_flight_request_finish(
     shutdown's story."""
     grace_s, task_s, stop_timeout_s = 10, 5, 25
     redis, app = unique("fastapi-app-ct-redis"), unique("fastapi-app-ct-stop")
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     try:
         docker("run", "-d", "--name", redis, "--network", network, base_images.redis)
         docker(
@@ -126,8 +128,14 @@ def test_docker_stop_lets_the_in_flight_request_finish(
             f"GRACE_PERIOD_SECONDS={grace_s}",
             "-e",
             "WEB_CONCURRENCY=2",
+            "-e",
+            "DEMO_ROUTES=true",
+            # No HEALTHCHECK probe in flight: the active-requests gauge counts only ours.
+            "--no-healthcheck",
             "-p",
             f"127.0.0.1:{port}:8000",
+            "-p",
+            f"127.0.0.1:{metrics_port}:9464",
             app_image,
         )
         ready = wait_http(f"http://127.0.0.1:{port}/health/ready", 60).json()
@@ -148,9 +156,11 @@ def test_docker_stop_lets_the_in_flight_request_finish(
             except httpx.HTTPError as exc:
                 outcome["error"] = repr(exc)
 
+        sent = time.monotonic()
         client = threading.Thread(target=long_task)
         client.start()
-        time.sleep(1.5)  # the request is in flight
+        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        wait_for(lambda: active_requests(get(metrics).text) == 1, 15, what="the task in flight")
         started = time.monotonic()
         docker("stop", "-t", str(stop_timeout_s), app, timeout_s=stop_timeout_s + 30)
         stop_s = time.monotonic() - started
@@ -162,10 +172,12 @@ def test_docker_stop_lets_the_in_flight_request_finish(
         assert not state["OOMKilled"]
         # SIGKILL would come at stop_timeout_s; the drain took about the rest of the task.
         assert stop_s < stop_timeout_s - 2, f"docker stop took {stop_s:.1f} s"
-        assert stop_s >= task_s - 1.5 - 1, f"exited after {stop_s:.1f} s, before the task ended"
+        # The task was sent at `sent`: it cannot end (nor the container exit) before its time.
+        ends_s = task_s - (started - sent)
+        assert stop_s >= ends_s, f"exited after {stop_s:.1f} s, the task ends after {ends_s:.1f} s"
 
         logs = docker("logs", app)
-        records = json_lines(logs.stdout) + json_lines(logs.stderr)
+        records = parse_json_lines(logs.stdout) + parse_json_lines(logs.stderr)
         messages = [str(record.get("message")) for record in records]
         missing_events = [event for event in SHUTDOWN_EVENTS if event not in messages]
         assert missing_events == [], f"shutdown events not logged: {missing_events}"

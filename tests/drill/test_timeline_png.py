@@ -3,7 +3,6 @@ rows, the PNG drawn from a report, and what happens without matplotlib."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -17,17 +16,11 @@ from tools.drill.errors import ErrorKind
 from tools.drill.results import Event, RequestResult, summarize
 from tools.drill.timeline_png import NO_VERSION, replica_rows, series, write_beside
 
-# Which build answered (X-App-Version): results carry it once the load reads the header.
-HAS_VERSION = "version" in {f.name for f in dataclasses.fields(RequestResult)}
-needs_version = pytest.mark.skipif(not HAS_VERSION, reason="RequestResult has no version yet")
-
 
 def ok(i: int, t: float, version: str = "", kind: str = "fast", ms: float = 5) -> RequestResult:
-    extra: dict[str, Any] = {"version": version} if version and HAS_VERSION else {}
-    return RequestResult(i, kind, t, ms / 1000, status=200, **extra)
+    return RequestResult(i, kind, t, ms / 1000, status=200, version=version)
 
 
-@needs_version
 def test_series_counts_per_bucket_by_version_and_outcome() -> None:
     results = [
         ok(0, 0.01, "old"), ok(1, 0.05, "old"), ok(2, 0.12, "new"), ok(3, 0.95, "new"),
@@ -47,7 +40,6 @@ def test_series_counts_per_bucket_by_version_and_outcome() -> None:
     json.dumps(data)  # stored in the JSON report as it is
 
 
-@needs_version
 def test_without_versions_answers_are_one_series_and_a_missing_header_is_named() -> None:
     assert list(series([ok(0, 0.0), ok(1, 0.3)])["answered_2xx"]) == ["2xx"]
     mixed = series([ok(0, 0.0, "new"), ok(1, 0.3)])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tools.testbed.jsonlines import parse_json_line
+
 # What every worker logs between SIGTERM and its exit (docs/architecture.md, shutdown timeline).
 SHUTDOWN_EVENTS = (
     "shutdown_started",
@@ -46,20 +48,16 @@ def parse_lines(lines: Iterable[str]) -> ParsedLog:
         line = raw.rstrip("\r\n")
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except ValueError:
+        record = parse_json_line(line)
+        if record is None:
             parsed.bad_lines.append((number, line))
-            continue
-        if isinstance(value, dict):
-            parsed.records.append(value)
         else:
-            parsed.bad_lines.append((number, line))
+            parsed.records.append(record)
     return parsed
 
 
 def parse_log(text: str) -> ParsedLog:
-    return parse_lines(text.splitlines())
+    return parse_lines(text.split("\n"))  # JSON Lines end at "\n" only
 
 
 def parse_timestamp(value: str) -> datetime:

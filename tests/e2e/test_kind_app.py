@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e import clock, logs
 from tests.e2e.cluster import Cluster, LogFollower, PodWatch
+from tools.testbed.servers import active_requests
 from tools.testbed.support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -119,6 +120,17 @@ def container_port(pod: dict[str, Any]) -> int:
     return int(app_container(pod)["ports"][0]["containerPort"])
 
 
+def pod_active_requests(cluster: Cluster, pod: dict[str, Any]) -> float:
+    """The pod's in-flight GET requests (its metrics port, through the pod proxy)."""
+    name, ns = pod["metadata"]["name"], cluster.settings.namespace
+    port = next(p["containerPort"] for p in app_container(pod)["ports"] if p["name"] == "metrics")
+    done = cluster.kubectl(
+        "get", "--raw", f"/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics"
+    )
+    assert done.returncode == 0, f"metrics of {name}: {done.stderr}"
+    return active_requests(done.stdout)
+
+
 def prestop_seconds(pod: dict[str, Any]) -> float:
     """P of the pod: the native sleep action, or `exec: sleep N` before Kubernetes 1.30."""
     hook = (app_container(pod).get("lifecycle") or {}).get("preStop") or {}
@@ -146,7 +158,14 @@ def test_deleted_pod_finishes_its_long_task_and_shuts_down_in_order(cluster: Clu
         cluster, name, container_port(pod), f"/api/long-task?seconds={task_s:g}"
     )
     request.start()
-    time.sleep(2)  # the request has reached the app
+    # The kubelet's probes count too but last milliseconds, and SIGTERM comes only after
+    # the preStop sleep; shutdown_started's in_flight below shows the task was running.
+    wait_for(
+        lambda: pod_active_requests(cluster, pod) >= 1,
+        timeout_s=30,
+        interval_s=0.5,
+        what=f"the long task in flight on {name}",
+    )
     delete_started = time.time()
     deleted_at = cluster.delete_pod(name)
 

@@ -64,13 +64,12 @@ def fresh_requests(url: str, count: int) -> None:
 def service() -> Iterator[ServiceProcess]:
     """One server for the module (starting 4 workers is the slow part); the test that kills
     every worker runs last."""
-    server = ServiceProcess(env={"WEB_CONCURRENCY": str(WORKERS), "APP_VERSION": "9.9.9"})
-    server.start(wait="/health/live", timeout_s=60)
-    wait_for(
-        lambda: len(server.events("startup_complete")) == WORKERS, 60, what="4 workers started"
-    )
-    yield server
-    server.stop()
+    with ServiceProcess(env={"WEB_CONCURRENCY": str(WORKERS), "APP_VERSION": "9.9.9"}) as server:
+        server.start(wait="/health/live", timeout_s=60)
+        wait_for(
+            lambda: len(server.events("startup_complete")) == WORKERS, 60, what="4 workers started"
+        )
+        yield server
 
 
 def test_prometheus_sees_exact_sums_across_workers_and_a_worker_death(
@@ -128,13 +127,6 @@ def scrape(service: ServiceProcess, accept: str | None = None) -> httpx.Response
     return httpx.get(service.metrics_url, headers=headers, timeout=10)
 
 
-def active_requests(service: ServiceProcess) -> float:
-    for line in scrape(service).text.splitlines():
-        if line.startswith('http_server_active_requests{http_request_method="GET"}'):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def test_dead_workers_live_gauges_disappear_and_formats(service: ServiceProcess) -> None:
     assert httpx.get(f"{service.url}/metrics", timeout=10).status_code == 404
     text = scrape(service)
@@ -148,12 +140,12 @@ def test_dead_workers_live_gauges_disappear_and_formats(service: ServiceProcess)
     threads = [threading.Thread(target=lambda: _ignore_errors(url), daemon=True) for _ in range(6)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: active_requests(service) == 6, 30, what="6 active requests")
+    service.wait_in_flight(6, timeout_s=30)
 
     assert service.process is not None
     replace_workers(service, workers_of(service.process.pid))
     # Without mark_process_dead in child_exit, the dead workers' 6 would stay forever.
-    wait_for(lambda: active_requests(service) == 0, 30, what="no active request")
+    service.wait_in_flight(0, timeout_s=30)
 
 
 def _ignore_errors(url: str) -> None:
@@ -166,8 +158,7 @@ def test_a_busy_metrics_port_stops_the_server() -> None:
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        server = ServiceProcess(env={"METRICS_PORT": str(port)})
-        server.start(wait=None)
-        assert server.wait(30) != 0
+        with ServiceProcess(env={"METRICS_PORT": str(port)}).start(wait=None) as server:
+            assert server.wait(30) != 0
         assert f"METRICS_PORT {port}: cannot listen" in server.output()
         assert not metrics_listener.default_directory(server.port).exists()  # cleaned up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -17,6 +17,8 @@ from tools.testbed.support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 SHUTDOWN_EVENTS = list(E2E_SHUTDOWN_EVENTS)  # one list for every suite
+SHUTDOWN_MESSAGE = "Draining: retry elsewhere."
+StartService = Callable[[dict[str, str]], ServiceProcess]
 
 
 class Background:
@@ -38,8 +40,20 @@ class Background:
         self.thread.join(timeout_s)
 
 
-def started_service(env: dict[str, str]) -> ServiceProcess:
-    return ServiceProcess(env={"WEB_CONCURRENCY": "1", **env}).start(wait="/health/ready")
+@pytest.fixture
+def start_service() -> Iterator[StartService]:
+    """Starts a one-worker server; every one it started is stopped after the test, failed
+    or not."""
+    started: list[ServiceProcess] = []
+
+    def start(env: dict[str, str]) -> ServiceProcess:
+        service = ServiceProcess(env={"WEB_CONCURRENCY": "1", **env})
+        started.append(service)
+        return service.start(wait="/health/ready")
+
+    yield start
+    for service in started:
+        service.stop()
 
 
 def in_order(records: list[dict[str, Any]], events: list[str]) -> list[str]:
@@ -48,28 +62,24 @@ def in_order(records: list[dict[str, Any]], events: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def backed_service(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[ServiceProcess]:
-    service = started_service(
+def backed_service(
+    postgres: PostgresServer, redis_server: RedisServer, start_service: StartService
+) -> ServiceProcess:
+    return start_service(
         {
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis_server.url,
             "GRACE_PERIOD_SECONDS": "20",
             "RETRY_AFTER_SECONDS": "7",
+            "SHUTDOWN_MESSAGE": SHUTDOWN_MESSAGE,
         }
     )
-    yield service
-    service.stop()
-
-
-def wait_in_flight(service: ServiceProcess, path: str) -> None:
-    """The long request has reached the app (its span is open, it counts as in flight)."""
-    time.sleep(0.5)
 
 
 def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProcess) -> None:
     service = backed_service
     long_task = Background(f"{service.url}/api/long-task?seconds=4")
-    wait_in_flight(service, "/api/long-task")
+    service.wait_in_flight(1)  # the long request has reached the app
     service.signal(signal.SIGTERM)
     service.wait_for_event("rejecting_new_requests")
 
@@ -79,7 +89,7 @@ def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProce
     assert late.headers["connection"] == "close"
     body = late.json()
     assert body == {
-        "detail": body["detail"],
+        "detail": SHUTDOWN_MESSAGE,
         "request_id": late.headers["x-request-id"],
         "retry_after": 7,
     }
@@ -105,8 +115,8 @@ def test_sigterm_drains_rejects_and_closes_in_order(backed_service: ServiceProce
     assert not any("error_while_closing_socket" in r["message"] for r in records)
 
 
-def test_idle_server_exits_promptly(tmp_path: Any) -> None:
-    service = started_service({"GRACE_PERIOD_SECONDS": "30", "SHUTDOWN_DELAY_SECONDS": "1"})
+def test_idle_server_exits_promptly(start_service: StartService) -> None:
+    service = start_service({"GRACE_PERIOD_SECONDS": "30", "SHUTDOWN_DELAY_SECONDS": "1"})
     sent = time.monotonic()
     service.signal(signal.SIGTERM)
     assert service.wait(30) == 0
@@ -116,8 +126,8 @@ def test_idle_server_exits_promptly(tmp_path: Any) -> None:
     assert 1.0 <= elapsed < 10.0, elapsed
 
 
-def test_shutdown_delay_keeps_serving_before_rejecting() -> None:
-    service = started_service({"GRACE_PERIOD_SECONDS": "10", "SHUTDOWN_DELAY_SECONDS": "2"})
+def test_shutdown_delay_keeps_serving_before_rejecting(start_service: StartService) -> None:
+    service = start_service({"GRACE_PERIOD_SECONDS": "10", "SHUTDOWN_DELAY_SECONDS": "2"})
     service.signal(signal.SIGTERM)
     service.wait_for_event("shutdown_started")
     during_delay = httpx.get(f"{service.url}/api/ping")
@@ -128,10 +138,12 @@ def test_shutdown_delay_keeps_serving_before_rejecting() -> None:
     assert service.wait(30) == 0
 
 
-def test_request_longer_than_grace_is_cut_and_cleanup_still_runs() -> None:
-    service = started_service({"GRACE_PERIOD_SECONDS": "2"})
+def test_request_longer_than_grace_is_cut_and_cleanup_still_runs(
+    start_service: StartService,
+) -> None:
+    service = start_service({"GRACE_PERIOD_SECONDS": "2"})
     long_task = Background(f"{service.url}/api/long-task?seconds=30")
-    wait_in_flight(service, "/api/long-task")
+    service.wait_in_flight(1)  # the long request has reached the app
     sent = time.monotonic()
     service.signal(signal.SIGTERM)
     assert service.wait(30) == 0
@@ -146,13 +158,14 @@ def test_request_longer_than_grace_is_cut_and_cleanup_still_runs() -> None:
     assert "shutdown_complete" in messages
 
 
-def test_sigint_drains_like_sigterm_and_second_signal_changes_nothing() -> None:
-    service = started_service({"GRACE_PERIOD_SECONDS": "20"})
+def test_sigint_drains_like_sigterm_and_second_signal_changes_nothing(
+    start_service: StartService,
+) -> None:
+    service = start_service({"GRACE_PERIOD_SECONDS": "20"})
     long_task = Background(f"{service.url}/api/long-task?seconds=3")
-    wait_in_flight(service, "/api/long-task")
+    service.wait_in_flight(1)  # the long request has reached the app
     service.signal(signal.SIGINT)
     service.wait_for_event("shutdown_started")
-    time.sleep(0.5)
     service.signal(signal.SIGTERM)  # a second signal: same drain, same clock
     long_task.join()
     assert long_task.response is not None and long_task.response.status_code == 200
@@ -165,27 +178,28 @@ def test_sigint_drains_like_sigterm_and_second_signal_changes_nothing() -> None:
     assert len([r for r in records if r["message"] == "requests_drained"]) == 1
 
 
-def test_admin_shutdown_needs_the_token_and_the_admin_listener() -> None:
-    without = started_service({})
-    try:
-        response = httpx.post(f"{without.url}/admin/shutdown")
-        assert response.status_code == 404
-    finally:
-        without.stop()
+def test_admin_shutdown_needs_the_token_and_the_admin_listener(
+    start_service: StartService,
+) -> None:
+    without = start_service({})
+    response = httpx.post(f"{without.url}/admin/shutdown")
+    assert response.status_code == 404
+    without.stop()
 
     admin_port = free_port()
-    service = started_service({"ADMIN_TOKEN": "s3cret-admin-token", "ADMIN_PORT": str(admin_port)})
+    token = "s3cret-admin-token-of-32-characters"
+    service = start_service({"ADMIN_TOKEN": token, "ADMIN_PORT": str(admin_port)})
     admin_url = f"http://127.0.0.1:{admin_port}"
-    right = {"Authorization": "Bearer s3cret-admin-token"}
+    right = {"Authorization": f"Bearer {token}"}
     # The API port (what a Service reaches) never serves the admin route, token or not.
     assert httpx.post(f"{service.url}/admin/shutdown", headers=right).status_code == 404
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-admin-token"}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
         assert httpx.post(f"{admin_url}/admin/shutdown", headers=headers).status_code == 401
     assert httpx.get(f"{service.url}/health/ready").status_code == 200
     assert "shutdown_started" not in [r["message"] for r in service.records()]
     refused = service.events("admin_request_refused")
     assert len(refused) == 3
-    assert "s3cret-admin-token" not in service.output()
+    assert token not in service.output()
 
     accepted = httpx.post(f"{admin_url}/admin/shutdown", headers=right)
     assert accepted.status_code == 202

@@ -77,13 +77,11 @@ def held_service(tmp_path: Path, hold: str) -> ServiceProcess:
 def sigterm_while_held(service: ServiceProcess) -> float:
     """SIGTERM to the master while its worker is held (the master forwards it); the
     seconds from the signal to the master's exit, which must be code 0."""
-    service.wait_for_event("worker_held", timeout_s=60)
-    signalled = time.monotonic()
-    service.signal(signal.SIGTERM)
-    try:
+    with service:  # stopped whatever fails
+        service.wait_for_event("worker_held", timeout_s=60)
+        signalled = time.monotonic()
+        service.signal(signal.SIGTERM)
         assert service.wait(timeout_s=GRACEFUL_TIMEOUT_SECONDS + 30) == 0, service.output()
-    finally:
-        service.stop()
     assert service.events("worker_let_go")[0]["signalled"] is True, service.output()
     return time.monotonic() - signalled
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.resilience.harness import RawResponse, json_lines, parse_response, request_bytes
+from tests.resilience.harness import RawResponse, parse_response, request_bytes
 from tools.testbed.servers import ServiceProcess
 
 pytestmark = pytest.mark.resilience
@@ -143,7 +143,7 @@ def honoured(traceparent: bytes) -> bool:
 
 
 def check_log(service: ServiceProcess, sent: list[Sent]) -> None:
-    records = json_lines(service)  # fails on the first line that is not JSON
+    records = service.records()  # fails on the first line that is not JSON
     access = {r["path"]: r for r in records if r["message"] == "request_completed"}
     served = [s for s in sent if s.response.status == 404]
     for s in served:

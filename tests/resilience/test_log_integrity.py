@@ -9,11 +9,13 @@ import select
 import subprocess
 import sys
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from service.telemetry.logs import JsonFormatter
 from tests.resilience.harness import Load, PipeReader, PipeService
+from tools.testbed.jsonlines import parse_json_lines
 
 pytestmark = pytest.mark.resilience
 PIPE_BYTES = 16384
@@ -37,18 +39,12 @@ def pick(thread: int, i: int) -> tuple[str, str, bytes | None]:
     return "GET", TARGETS[kind - 1], None
 
 
-def parse_lines(lines: list[bytes]) -> list[dict[str, object]]:
-    assert lines[-1] == b"", "the output does not end with a newline"
-    records = []
+def parse_lines(lines: list[bytes]) -> list[dict[str, Any]]:
     for number, line in enumerate(lines[:-1], 1):
         assert len(line) <= select.PIPE_BUF, f"line {number} has {len(line)} bytes"
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise AssertionError(f"line {number} is not JSON: {line[:300]!r}") from None
-        assert isinstance(record, dict), f"line {number} is not an object"
-        assert {"timestamp", "level", "message", "service", "request_id"} <= set(record)
-        records.append(record)
+    records = parse_json_lines(b"\n".join(lines).decode())
+    for number, record in enumerate(records, 1):
+        assert {"timestamp", "level", "message", "service", "request_id"} <= set(record), number
     return records
 
 

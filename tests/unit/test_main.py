@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from service.config import load_settings
 from service.main import create_app
 from service.telemetry.logs import JsonFormatter
+from service.telemetry.tracing import setup_tracing
 
 
 class Capture(logging.Handler):
@@ -47,6 +50,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
             "DATABASE_URL": f"sqlite:///{tmp_path}/test.sqlite3",
             "API_TOKENS": "good-token=alice",
             "SLOW_REQUEST_MS": "50",
+            "DEMO_ROUTES": "true",
         }
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
@@ -65,12 +69,15 @@ def test_access_line_has_request_and_trace_ids(client: TestClient, capture: Capt
 
 
 def test_health_probes_log_at_debug_and_are_not_traced(
-    client: TestClient, capture: Capture
+    client: TestClient, capture: Capture, spans: InMemorySpanExporter
 ) -> None:
     client.get("/health/live")
     [line] = capture.events("request_completed")
     assert line["level"] == "debug"
     assert "trace_id" not in line
+    assert spans.get_finished_spans() == ()
+    client.get("/api/ping")  # the control: a traced route's span is seen
+    assert [span.name for span in spans.get_finished_spans()] == ["GET /api/ping"]
 
 
 def test_slow_request_warning(client: TestClient, capture: Capture) -> None:
@@ -102,12 +109,14 @@ def test_user_id_from_verified_token_only(client: TestClient, capture: Capture) 
     )
     assert refused.status_code == 401
     anonymous = client.post("/api/items", json={"name": "b"}, headers={"X-User-ID": "admin"})
-    assert anonymous.json()["created_by"] is None
+    assert anonymous.status_code == 401  # with API tokens configured, writes need one
 
 
 def test_bad_request_data_gets_json_4xx(client: TestClient) -> None:
-    assert client.post("/api/items", json={"name": "x", "extra": 1}).status_code == 422
-    assert client.post("/api/items", content=b"{not json").status_code == 422
+    auth = {"Authorization": "Bearer good-token"}
+    extra = {"name": "x", "extra": 1}
+    assert client.post("/api/items", json=extra, headers=auth).status_code == 422
+    assert client.post("/api/items", content=b"{not json", headers=auth).status_code == 422
     assert client.get("/api/items/0").status_code == 422
     assert client.get("/api/items/999").status_code == 404
     assert client.get("/api/slow", params={"ms": "lots"}).json()["detail"]
@@ -119,9 +128,27 @@ def test_readiness_with_embedded_database(client: TestClient) -> None:
     assert body["checks"]["database"]["healthy"] is True
 
 
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span this process's TracerProvider ends from now on (the one the app uses)."""
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    setup_tracing("test").add_span_processor(processor)
+    yield exporter
+    processor.shutdown()  # the SDK cannot remove it: it exports nothing from now on
+
+
 def test_observability_off_means_no_access_log_and_no_spans(
-    tmp_path: Path, capture: Capture
+    tmp_path: Path, capture: Capture, spans: InMemorySpanExporter
 ) -> None:
+    # The control: with OBSERVABILITY=full the same request ends a span the exporter sees.
+    full = load_settings({"DATABASE_URL": f"sqlite:///{tmp_path}/full.sqlite3"})
+    with TestClient(create_app(full)) as test_client:
+        assert test_client.get("/api/ping").status_code == 200
+    assert "GET /api/ping" in [span.name for span in spans.get_finished_spans()]
+    spans.clear()
+    capture.lines.clear()
+
     settings = load_settings(
         {"DATABASE_URL": f"sqlite:///{tmp_path}/off.sqlite3", "OBSERVABILITY": "off"}
     )
@@ -130,11 +157,16 @@ def test_observability_off_means_no_access_log_and_no_spans(
     assert response.status_code == 200
     assert "x-request-id" not in response.headers
     assert capture.events("request_completed") == []
+    assert spans.get_finished_spans() == ()
 
 
 def test_observability_off_still_answers_a_crash_with_json_500(tmp_path: Path) -> None:
     settings = load_settings(
-        {"DATABASE_URL": f"sqlite:///{tmp_path}/off.sqlite3", "OBSERVABILITY": "off"}
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/off.sqlite3",
+            "OBSERVABILITY": "off",
+            "DEMO_ROUTES": "true",
+        }
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         response = test_client.get("/api/error")

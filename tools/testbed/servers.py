@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tools.testbed.jsonlines import parse_json_lines
 from tools.testbed.support import REPO_ROOT, MissingPrerequisite, free_port, wait_for
 
 GUNICORN_COMMAND = [
@@ -189,6 +189,9 @@ class ServiceProcess:
             "METRICS_PORT": str(self.metrics_port),
             "WEB_CONCURRENCY": "2",
             "DATABASE_URL": f"sqlite:///{self.dir}/app-{self.port}.sqlite3",
+            # Tests use /api/slow, /api/long-task, /api/error (off by default; override
+            # with DEMO_ROUTES=false to test the default).
+            "DEMO_ROUTES": "true",
             **(env or {}),
         }
         self.command = [*GUNICORN_COMMAND, *(extra_args or [])]
@@ -213,8 +216,18 @@ class ServiceProcess:
         )
         log.close()
         if wait:
-            wait_for(lambda: self._answers(wait), timeout_s, what=f"{wait} on {self.url}")
+            try:
+                wait_for(lambda: self._answers(wait), timeout_s, what=f"{wait} on {self.url}")
+            except BaseException:
+                self.stop()  # nobody gets the server to stop it
+                raise
         return self
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def _answers(self, path: str) -> bool:
         assert self.process is not None
@@ -247,18 +260,15 @@ class ServiceProcess:
 
     def records(self) -> list[dict[str, Any]]:
         """Every line of the output, parsed; fails on the first line that is not JSON."""
-        records = []
-        # JSON Lines: records end at "\n" only (str.splitlines would also split on U+2028).
-        for number, line in enumerate(self.output().split("\n"), 1):
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise AssertionError(f"line {number} is not JSON: {line!r}") from None
-            assert isinstance(record, dict), f"line {number} is not an object: {line!r}"
-            records.append(record)
-        return records
+        return parse_json_lines(self.output())
+
+    def active_requests(self) -> float:
+        """The http_server_active_requests gauge of GET requests, from the metrics port."""
+        return active_requests(httpx.get(self.metrics_url, timeout=10).text)
+
+    def wait_in_flight(self, count: int = 1, timeout_s: float = 15) -> None:
+        """Until exactly `count` GET requests are inside the app (the metrics gauge)."""
+        wait_for(lambda: self.active_requests() == count, timeout_s, what=f"{count} in flight")
 
     def events(self, message: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if r.get("message") == message]
@@ -274,6 +284,14 @@ class ServiceProcess:
 
         wait_for(seen, timeout_s, what=f"log event {message} {fields}")
         return found[0]
+
+
+def active_requests(metrics_text: str) -> float:
+    """The GET requests inside the app, from a /metrics answer (0 before the first one)."""
+    for line in metrics_text.splitlines():
+        if line.startswith('http_server_active_requests{http_request_method="GET"}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def elapsed_since(start: float) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from service.data.migrations import HEAD, REVISIONS
+from tools.testbed.jsonlines import parse_json_lines
 from tools.testbed.support import REPO_ROOT
 
 
@@ -23,7 +24,7 @@ def run(*args: str, env: dict[str, str]) -> tuple[int, list[dict[str, Any]], str
         timeout=60,
         check=False,
     )
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line] if not args else []
+    lines = parse_json_lines(proc.stdout) if not args else []
     return proc.returncode, lines, proc.stdout + proc.stderr
 
 

@@ -3,7 +3,6 @@ record to our one JsonLineHandler and nowhere else, and it writes the same line.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from service.telemetry.logs import (
     StructuredLogger,
     direct_writer,
 )
+from tools.testbed.jsonlines import parse_json_lines
 
 FIELDS = {"method": "GET", "path": "/p", "status_code": 200, "duration_ms": 1.5, "user_agent": "é"}
 
@@ -102,7 +102,7 @@ def lines_written(write: Any) -> list[dict[str, Any]]:
     write(handler)
     os.close(write_fd)
     with os.fdopen(read_fd) as reader:
-        return [json.loads(line) for line in reader.read().splitlines()]
+        return parse_json_lines(reader.read())
 
 
 def test_direct_line_is_the_logging_line() -> None:

@@ -19,6 +19,8 @@ from service.telemetry.logs import (
 )
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# Every character str.splitlines() ends a line at (a reader may split there).
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def _record(event: str | None = "thing_happened", **fields: object) -> logging.LogRecord:
@@ -109,10 +111,23 @@ def test_many_small_fields_still_fit() -> None:
     assert json.loads(line)["truncated"] is True
 
 
+def test_line_breaks_are_every_character_splitlines_splits_at() -> None:
+    found = [c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) == 2]
+    assert found == sorted(LINE_BREAKS)
+
+
+def test_every_line_break_is_escaped() -> None:
+    text = "".join(f"{c}x" for c in LINE_BREAKS)
+    line = JsonFormatter().format(_record(**{f"key{LINE_BREAKS}": text}))
+    assert [c for c in LINE_BREAKS if c in line] == []
+    assert line.splitlines() == [line]
+    assert json.loads(line)[f"key{LINE_BREAKS}"] == text
+
+
 @given(st.text(), st.text())
 def test_any_text_stays_one_json_line(key: str, value: str) -> None:
     line = JsonFormatter().format(_record(**{key or "k": value}))
-    assert "\n" not in line
+    assert line.splitlines() == [line]
     assert json.loads(line)["message"] == "thing_happened"
 
 
@@ -125,14 +140,19 @@ def test_handler_writes_one_line_per_record() -> None:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     try:
-        StructuredLogger("test.handler").info("one", text="line\nbreak")
+        StructuredLogger("test.handler").info("one", text=f"line{LINE_BREAKS}break")
         StructuredLogger("test.handler").warning("two")
     finally:
         logger.removeHandler(handler)
         os.close(write_fd)
-    with os.fdopen(read_fd) as reader:
-        lines = reader.read().splitlines()
+    with os.fdopen(read_fd, encoding="utf-8", newline="") as reader:
+        written = reader.read()
+    # Two records, two newlines, and no other line break anywhere.
+    assert written.count("\n") == 2 and written.endswith("\n")
+    assert [c for c in LINE_BREAKS if c in written.replace("\n", "")] == []
+    lines = written.splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["one", "two"]
+    assert json.loads(lines[0])["text"] == f"line{LINE_BREAKS}break"
 
 
 def test_level_filtering_from_config() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from tools.drill.chart.spec import PodPlan, plan_from_documents
 from tools.drill.haproxy import HAProxyProcess, HAProxySettings, ServerSlot, failures_in_log
 from tools.drill.load import LoadConfig, RequestKind, default_kinds, run_drill
 from tools.drill.results import RequestResult, Summary, Timeline
+from tools.testbed.jsonlines import parse_json_line
 
 CHART = REPO_ROOT / "deploy/helm/fastapi-app"
 PRODUCTION_VALUES = CHART / "ci/production-values.yaml"
@@ -389,15 +389,12 @@ def log_problems(
     problems: list[str] = []
     lines = traced = 0
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON Lines end at "\n" only
         if not line.strip():
             continue
         lines += 1
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
+        record = parse_json_line(line)
+        if record is None:
             problems.append(f"{pod} line {number} is not a JSON object: {line[:200]}")
             continue
         request_id = str(record.get("request_id") or "")
