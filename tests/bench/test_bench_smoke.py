@@ -14,7 +14,10 @@ import pytest
 from tests.support import missing, require_tool
 from tools.testbed.support import REPO_ROOT
 
-pytestmark = pytest.mark.integration
+# `make bench-smoke` may install bench/requirements.txt first: a run has up to 600 s, and
+# the test's own timeout stays above it so the build output is reported, not lost.
+SMOKE_TIMEOUT_S = 600
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(SMOKE_TIMEOUT_S + 120)]
 VARIANTS = {"bare", "floor", "full", "stock", "stock-lean"}
 ROUTES = {"/api/ping", "/api/items/{id}"}
 
@@ -32,7 +35,7 @@ def run_smoke(out: Path, bench_args: str = "") -> dict[str, Any]:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SMOKE_TIMEOUT_S,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "vs bare" in completed.stdout
