@@ -1,10 +1,17 @@
 # Usage: DOCKER_BUILDKIT=1 docker build -t fastapi-app:local . && docker run --rm -p 8000:8000 --read-only --tmpfs /tmp fastapi-app:local
 #
-# Two stages on one base (BASE_IMAGE, a Debian-based Python image; CI passes a local stand-in):
-#   builder  installs the pinned requirements into /opt/venv, strips the shared objects,
-#            removes pip and keeps bytecode only for what the app imports;
-#   runtime  the base plus that venv and the service package, owned by root, run as
-#            appuser (10001:10001); works with a read-only root filesystem (writable /tmp).
+# Stages on one base (BASE_IMAGE, a Debian-based Python image; CI passes a local stand-in):
+#   builder   installs the pinned requirements into /opt/venv, strips the shared objects,
+#             removes pip and keeps bytecode only for what the app imports;
+#   assemble  gathers in /rootfs what the app runs and nothing else: the interpreter, its
+#             standard library, the venv, the shared libraries ldd finds for them (checked
+#             from inside the tree), CA certificates, passwd/group for 10001
+#             (tools/image/assemble.py);
+#   debug     `make image-debug`: the base's userland (shell, apt) plus the venv and the app,
+#             for local debugging only, never published;
+#   runtime   (the default target) FROM scratch: /rootfs and the service package, owned by
+#             root, run as appuser (10001:10001); no shell, no package manager, no setuid
+#             file; works with a read-only root filesystem (writable /tmp).
 # Needs BuildKit (the default of current Docker; `DOCKER_BUILDKIT=1` for the 20.10 client).
 # Behind a proxy, `make image` hands the host's pip settings and CA bundle to the install
 # step as build secrets (ids pip_conf, pip_cert): they are never part of a layer.
@@ -57,24 +64,40 @@ sqlalchemy.ext.asyncio, sqlalchemy.orm, sqlalchemy.dialects.postgresql.asyncpg, 
 sqlalchemy.dialects.sqlite.aiosqlite, uvicorn.server, uvicorn.loops.uvloop, \
 uvicorn.protocols.http.httptools_impl, uvicorn.lifespan.on, uvicorn_worker, uvloop"
 
-FROM ${BASE_IMAGE} AS runtime
-# appuser with a fixed UID/GID; and the base image's own pip goes too (the app never
-# installs anything at run time): a whiteout of a few kB, no installer left on PATH.
+# Everything the final stage holds, under /rootfs; the build fails if a library is missing.
+FROM builder AS assemble
+COPY tools/image/assemble.py /tmp/assemble.py
+RUN python3 /tmp/assemble.py --venv /opt/venv --out /rootfs
+
+# Local debugging only (make image-debug): the base with its shell and apt, the same venv
+# and app. The release publishes the default target (runtime) alone.
+FROM ${BASE_IMAGE} AS debug
 RUN groupadd --system --gid 10001 appuser \
     && useradd --system --uid 10001 --gid appuser --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin appuser \
-    && pip_dir="$(python3 -c 'import os, pip; print(os.path.dirname(pip.__file__))' 2>/dev/null || true)" \
-    && if [ -n "$pip_dir" ]; then rm -rf "$pip_dir" "$pip_dir"-*.dist-info; fi \
-    && rm -f /usr/local/bin/pip /usr/local/bin/pip3* /usr/bin/pip /usr/bin/pip3*
-# Root owns every file (the default of COPY), so the app cannot change its own code.
+        --home-dir /nonexistent --shell /usr/sbin/nologin appuser
 COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY service/ /app/service/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8000
+USER 10001:10001
+CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service.main:app"]
+
+FROM scratch AS runtime
+# Root owns every file (the default of COPY), so the app cannot change its own code.
+COPY --from=assemble /rootfs /
 WORKDIR /app
 COPY service/ /app/service/
 
 # PORT, WEB_CONCURRENCY, DATABASE_URL, REDIS_URL, GRACE_PERIOD_SECONDS, OTEL_* ... are read
 # at start-up; nothing else configures the container. No .pyc is written at run time
 # (read-only root filesystem): modules without one compile in memory when imported.
-ENV PATH=/opt/venv/bin:$PATH \
+# Nothing but the venv on PATH: it holds python, python3 and the app's scripts.
+ENV PATH=/opt/venv/bin \
+    LANG=C.UTF-8 \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

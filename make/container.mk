@@ -1,4 +1,4 @@
-# Usage: make image | make compose-up | make compose-down   (container targets; the Makefile includes this file)
+# Usage: make image | make image-debug | make compose-up | make compose-down   (container targets; the Makefile includes this file)
 #
 # Variables (make VAR=value, the environment, or for the image names a .env file):
 #   IMAGE       the app image to build and run         (APP_IMAGE in .env; fastapi-app:local)
@@ -7,7 +7,7 @@
 #   DOCKER      a docker CLI that builds with BuildKit (found on PATH)
 #   COMPOSE     `docker compose` (v2) when installed, else `docker-compose` (v1.29)
 
-.PHONY: image standins compose-up compose-down compose-clean compose-logs
+.PHONY: image image-debug standins compose-up compose-down compose-clean compose-logs
 
 # The value of VAR in .env, if that file sets it.
 env_file_value = $(strip $(shell [ -f .env ] && sed -n 's/^$(1)=//p' .env | tail -n 1))
@@ -34,14 +34,20 @@ COMPOSE_RUN = APP_IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) $(COMPOSE)
 COMPOSE_WAIT_SECONDS ?= 120
 
 image: ## build the app image (IMAGE, default fastapi-app:local; STANDINS=1: local base image)
+image-debug: ## local debugging only: the app on the base's userland (shell, apt): IMAGE-debug
+image: BUILD_TARGET = runtime
+image: BUILD_TAG = $(IMAGE)
+image-debug: BUILD_TARGET = debug
+image-debug: BUILD_TAG = $(IMAGE)-debug
+image image-debug:
 	@secrets="$$($(HOST_PYTHON) tests/container/standins/pip_secrets.py .tools/build-secrets)"; \
-	set -x; DOCKER_BUILDKIT=1 $(DOCKER) build $$secrets \
+	set -x; DOCKER_BUILDKIT=1 $(DOCKER) build $$secrets --target $(BUILD_TARGET) \
 		--build-arg BASE_IMAGE=$(BASE_IMAGE) \
 		--build-arg APP_VERSION=$(IMAGE_VERSION) \
 		--build-arg APP_REVISION=$(IMAGE_REVISION) \
 		$(if $(IMAGE_SOURCE),--build-arg SOURCE_URL=$(IMAGE_SOURCE)) \
-		-t $(IMAGE) .
-	@$(DOCKER) image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+		-t $(BUILD_TAG) .
+	@$(DOCKER) image inspect -f '$(BUILD_TAG): {{.Size}} bytes' $(BUILD_TAG)
 
 standins: ## build (or reuse) the local Debian, Python, PostgreSQL and Redis stand-in images (root)
 	bash tests/container/standins/build.sh

@@ -194,7 +194,8 @@ def pod_env(deployment: Manifest) -> dict[str, str]:
 def shutdown_summary(deployment: Manifest) -> str:
     pod = deployment["spec"]["template"]["spec"]
     pre_stop = app_container(deployment).get("lifecycle", {}).get("preStop")
-    sleep = f"`{' '.join(pre_stop['exec']['command'])}`" if pre_stop else "none"
+    # exec: the image's python sleeps the last argument's seconds (the image has no `sleep`)
+    sleep = f"sleeps {pre_stop['exec']['command'][-1]} s" if pre_stop else "none"
     grace = pod_env(deployment)["GRACE_PERIOD_SECONDS"]
     return (
         f"# Shutdown: preStop {sleep} (P), GRACE_PERIOD_SECONDS={grace}"

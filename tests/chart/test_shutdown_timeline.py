@@ -54,11 +54,17 @@ def allowed_evictions(
     return ceil_percent(max_unavailable, pods)
 
 
+SLEEP_CODE = "import sys, time; time.sleep(float(sys.argv[1]))"
+
+
 def expected_prestop(p: int, form: str, kube_version: str) -> dict[str, Any] | None:
     if p == 0:
         return None
     native = form == "sleepAction" or (form == "auto" and supports_sleep_action(kube_version))
-    return {"sleep": {"seconds": p}} if native else {"exec": {"command": ["sleep", str(p)]}}
+    if native:
+        return {"sleep": {"seconds": p}}
+    # The image has no `sleep` binary (no coreutils): its Python sleeps.
+    return {"exec": {"command": ["python", "-c", SLEEP_CODE, str(p)]}}
 
 
 def t_message(t: int, p: int, g: int, c: int) -> str:
@@ -182,7 +188,7 @@ def test_overrides_keep_the_shutdown_numbers_and_never_block_a_drain(
         "readinessProbe": readiness,
         "rollout": {"maxSurge": max_surge, "maxUnavailable": max_unavailable},
         "shutdown": {"gracePeriodSeconds": g},
-        "secret": {"databaseUrl": "postgresql://u:p@db:5432/app"},
+        "secret": {"databaseUrl": "postgresql://u:p@db:5432/app", "apiTokens": "t0ken=alice"},
     }
     pods = min_replicas if autoscaling else replicas
     result = template(values)

@@ -150,8 +150,8 @@ MUTATIONS: dict[str, tuple[Callable[[list[Manifest]], None], str]] = {
         "startupProbe.failureThreshold",
     ),
     "preStop": (
-        lambda o: _set(_app(o)["lifecycle"]["preStop"]["exec"], "command", ["sleep", "1"]),
-        "lifecycle.preStop.exec.command[1]",
+        lambda o: _app(o)["lifecycle"]["preStop"]["exec"]["command"].__setitem__(-1, "1"),
+        "lifecycle.preStop.exec.command[3]",
     ),
     "terminationGracePeriodSeconds": (
         lambda o: _set(_pod(o), "terminationGracePeriodSeconds", 30),

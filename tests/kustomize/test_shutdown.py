@@ -51,8 +51,9 @@ def timeline(result: Result) -> tuple[int, int, int, int]:
         p = int(pre_stop["sleep"]["seconds"])
     else:
         command = pre_stop["exec"]["command"]
-        assert command[0] == "sleep" and len(command) == 2, command
-        p = int(command[1])
+        # The image has no `sleep` binary: its Python sleeps the last argument's seconds.
+        assert command[:2] == ["python", "-c"] and "time.sleep" in command[2], command
+        p = int(command[-1])
     in_config = set(referenced_config(result)) & SHUTDOWN_ENV
     assert not in_config, f"the ConfigMap carries {in_config}: they belong in the pod spec"
     env = kustomize_sync.pod_env(deployment)

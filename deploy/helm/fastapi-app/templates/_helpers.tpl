@@ -153,7 +153,8 @@ run on the embedded SQLite; the other keys of an existingSecret may be missing.
 {{- if $from.name }}
 {{- $env = append $env (dict "name" $name "secret" $from.name "key" $from.key "optional" false) }}
 {{- else if $s.existingSecret }}
-{{- $env = append $env (dict "name" $name "secret" $s.existingSecret "key" (get $s.existingSecretKeys $key) "optional" (ne $name "DATABASE_URL")) }}
+{{- $required := or (eq $name "DATABASE_URL") (and (eq $name "API_TOKENS") (not $.Values.auth.allowAnonymousWrites)) }}
+{{- $env = append $env (dict "name" $name "secret" $s.existingSecret "key" (get $s.existingSecretKeys $key) "optional" (not $required)) }}
 {{- else if hasKey $inline $name }}
 {{- $env = append $env (dict "name" $name "secret" (include "fastapi-app.fullname" $) "key" $name "optional" false) }}
 {{- end }}
@@ -258,6 +259,7 @@ the G that matches its own T (a ConfigMap is shared by the old and the new pods 
   "SLOW_REQUEST_MS" (toString (int $c.slowRequestMs))
   "READINESS_REQUIRES" .Values.readiness.requires
   "METRICS_ENABLED" (toString .Values.metrics.enabled)
+  "DEMO_ROUTES" (toString .Values.demoRoutes.enabled)
 }}
 {{- if .Values.metrics.enabled }}
 {{- $_ := set $data "METRICS_PORT" (toString (int .Values.metrics.port)) }}
@@ -293,7 +295,7 @@ refuses a lower one).
 {{- if kindIs "invalid" $t }}{{ $sum }}{{ else }}{{ int $t }}{{ end }}
 {{- end }}
 
-{{/* preStop form for this cluster: sleepAction (Kubernetes >= 1.30) or exec (runs `sleep` in the image). */}}
+{{/* preStop form for this cluster: sleepAction (Kubernetes >= 1.30) or exec (the image's python sleeps: it has no `sleep`). */}}
 {{- define "fastapi-app.preStopForm" -}}
 {{- $form := .Values.shutdown.preStopAction }}
 {{- if eq $form "auto" }}
@@ -314,7 +316,7 @@ lifecycle:
       seconds: {{ $p }}
     {{- else }}
     exec:
-      command: ["sleep", "{{ $p }}"]
+      command: ["python", "-c", "import sys, time; time.sleep(float(sys.argv[1]))", "{{ $p }}"]
     {{- end }}
 {{- end }}
 {{- end }}
@@ -349,6 +351,7 @@ user sees all problems in one run. Every template that depends on these values i
   "ingressHosts"
   "podDisruptionBudget"
   "database"
+  "anonymousWrites"
   "secretSources"
   "readinessTimeout"
   "readinessRequires"
@@ -484,6 +487,19 @@ DATABASE_URL is not set but the release runs more than one pod ({{ if $a.enabled
 {{- else if not .Values.database.allowEmbeddedSqlite -}}
 DATABASE_URL is not set and database.allowEmbeddedSqlite is false: {{ $set }}; or, for a single-pod demo on the embedded SQLite file in /tmp, set database.allowEmbeddedSqlite to true
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+PostgreSQL without API tokens: anyone who reaches the Service could write. Fail closed unless
+auth.allowAnonymousWrites. An existingSecret cannot be read here: its API_TOKENS key is
+required instead (fastapi-app.secretEnv), so a Secret without it stops the pod at start.
+*/}}
+{{- define "fastapi-app.validateValues.anonymousWrites" -}}
+{{- $s := .Values.secret }}
+{{- $postgres := and (include "fastapi-app.hasSecretVar" (dict "ctx" . "var" "databaseUrl")) (not (hasPrefix "sqlite" (lower (toString $s.databaseUrl)))) }}
+{{- if and $postgres (not (include "fastapi-app.hasSecretVar" (dict "ctx" . "var" "apiTokens"))) (not .Values.auth.allowAnonymousWrites) -}}
+DATABASE_URL names a database that is not SQLite but no API tokens are set, so anyone who reaches the Service could write: set secret.apiTokens (token=user_id pairs) or secret.apiTokensFrom {name, key} (or the key secret.existingSecretKeys.apiTokens in secret.existingSecret), or set auth.allowAnonymousWrites to true to accept anonymous writes
 {{- end }}
 {{- end }}
 
