@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -18,12 +20,16 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:////tmp/fastapi-app.sqlite3"
-# The project's version (pyproject.toml; a unit test keeps them equal): APP_VERSION's default.
+# The project's version (pyproject.toml), for APP_VERSION's default and the OpenAPI document:
+# `make release-version` writes it, `make release-check` fails when it differs.
 PACKAGE_VERSION = "0.1.0"
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 # What readiness may depend on; READINESS_REQUIRES names those whose failure makes the
 # pod unready (the others are reported in /health/ready but do not fail it).
 READINESS_CHECKS = ("database", "redis")
+MIN_ADMIN_TOKEN_LENGTH = 32
+# A W3C baggage key is an HTTP token (RFC 9110).
+BAGGAGE_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class SettingsError(Exception):
@@ -70,9 +76,20 @@ class Settings(BaseSettings):
     # OTEL_INSTRUMENT_DEPENDENCIES=false: no child span per SQL statement and Redis command.
     otel_instrument_dependencies: bool = True
     # DOWNSTREAM_URL: the service GET /api/downstream calls (its /api/ping); unset = 404.
-    # Connect timeout 1 s (then 502), answer timeout DOWNSTREAM_TIMEOUT_SECONDS (then 504).
+    # Refused or not connected within 1 s: 502; connected but no answer within
+    # DOWNSTREAM_TIMEOUT_SECONDS, or no pooled connection free within 1 s: 504.
+    # No user:password@ (it would be written to logs and spans), query or fragment.
     downstream_url: str | None = None
     downstream_timeout_seconds: float = Field(2.0, gt=0, le=300)
+    # DOWNSTREAM_MAX_BODY_BYTES: a larger downstream answer is a 502 (read streamed,
+    # never buffered whole).
+    downstream_max_body_bytes: int = Field(1_048_576, ge=1, le=2**30)
+    # BAGGAGE_ALLOWED_KEYS: the W3C baggage keys (comma separated, exact) that a call to the
+    # downstream carries on; a client's other baggage stops here. Default: none.
+    baggage_allowed_keys: Annotated[frozenset[str], NoDecode] = frozenset()
+    # DEMO_ROUTES=true mounts /api/slow, /api/long-task and /api/error (drills, tests,
+    # `make run`); off, they are 404 like any unknown path and absent from /openapi.json.
+    demo_routes: bool = False
     # MIGRATE_ON_START=true: every worker migrates PostgreSQL at start (serialized by an
     # advisory lock) instead of a migration step before the rollout. The embedded SQLite
     # always migrates itself at start.
@@ -118,6 +135,17 @@ class Settings(BaseSettings):
             return cls.model_fields[info.field_name].default
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """The token that stops every worker: a short one could be guessed."""
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -128,9 +156,30 @@ class Settings(BaseSettings):
     @field_validator("downstream_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        parts = urlsplit(value)
+        # The URL is written to log lines and spans (url.full): it must hold no secret. A
+        # downstream that needs credentials takes them in a header, not in the URL.
+        # (The message never repeats the value.)
+        if "@" in parts.netloc:
+            raise ValueError("must not contain user:password@ (the URL is logged and traced)")
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            raise ValueError("must not contain a query or fragment (scheme://host[:port][/path])")
         return value
+
+    @field_validator("baggage_allowed_keys", mode="before")
+    @classmethod
+    def _parse_baggage_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys = {key.strip() for key in value.split(",") if key.strip()}
+        bad = sorted(key for key in keys if not BAGGAGE_KEY.fullmatch(key))
+        if bad:
+            raise ValueError(f"not a baggage key (an HTTP token): {', '.join(bad)[:100]}")
+        return frozenset(keys)
 
     @field_validator("readiness_requires", mode="before")
     @classmethod

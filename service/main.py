@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from service.api.auth import require_user_to_write
 from service.api.dependencies import Resources
 from service.api.errors import add_error_handlers
 from service.api.health import router as health_router
 from service.api.routes.admin import router as admin_router
+from service.api.routes.demo import ping_router
 from service.api.routes.demo import router as demo_router
 from service.api.routes.downstream import router as downstream_router
 from service.api.routes.items import router as items_router
 from service.api.routes.version import router as version_router
-from service.config import Settings, get_settings
+from service.config import PACKAGE_VERSION, Settings, get_settings
 from service.data.cache import Cache
 from service.data.database import Database
 from service.data.downstream import DownstreamClient
@@ -51,7 +53,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else None
     )
     downstream = (
-        DownstreamClient(settings.downstream_url, settings.downstream_timeout_seconds)
+        DownstreamClient(
+            settings.downstream_url,
+            settings.downstream_timeout_seconds,
+            settings.downstream_max_body_bytes,
+            settings.baggage_allowed_keys,
+        )
         if settings.downstream_url
         else None
     )
@@ -102,9 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="fastapi-app",
-        version="0.1.0",
+        version=PACKAGE_VERSION,
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
+        # With API tokens configured, writes under /api need one (service/api/auth.py).
+        dependencies=[Depends(require_user_to_write)],
     )
     app.state.settings = settings
     app.state.shutdown = GracefulShutdownManager(
@@ -118,7 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health_router)
     app.include_router(items_router)
-    app.include_router(demo_router)
+    app.include_router(ping_router)
+    if settings.demo_routes:
+        app.include_router(demo_router)
     app.include_router(downstream_router)
     app.include_router(version_router)
     app.include_router(admin_router, include_in_schema=False)  # not part of the public API

@@ -44,3 +44,23 @@ async def current_user(request: Request, resources: ResourcesDep) -> str | None:
 
 
 CurrentUser = Annotated[str | None, Depends(current_user)]
+# Methods that read: open to anonymous clients. Every other method writes.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/api/"
+
+
+async def require_user_to_write(request: Request) -> None:
+    """An app-wide dependency (service/main.py), so it covers every route under /api,
+    present and future: once API tokens are configured, a write without a valid bearer
+    token answers 401 (an unknown token too: current_user)."""
+    if request.method in READ_METHODS:
+        return
+    route_path = getattr(request.scope.get("route"), "path", "")
+    if not route_path.startswith(API_PREFIX) or not request.app.state.settings.api_tokens:
+        return
+    if await current_user(request, request.app.state.resources) is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a bearer token is required to write",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

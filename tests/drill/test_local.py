@@ -22,6 +22,7 @@ def test_replica_env_follows_the_contract() -> None:
     assert env["GRACE_PERIOD_SECONDS"] == "10"
     assert env["SHUTDOWN_DELAY_SECONDS"] == "1.5"
     assert env["DATABASE_URL"] == "sqlite:////run/drill.db"
+    assert env["DEMO_ROUTES"] == "true"  # the load calls /api/slow and /api/long-task
     assert LocalSettings(database_url="postgresql://u@h/db").replica_env(Path("/run"))[
         "DATABASE_URL"
     ] == ("postgresql://u@h/db")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from service.config import PACKAGE_VERSION, SettingsError, load_settings
+from service.main import create_app
 
 
 def test_defaults_need_no_servers() -> None:
@@ -39,6 +40,7 @@ def test_database_url_forms(url: str, expected: str) -> None:
         ("WEB_CONCURRENCY", "0"),
         ("API_TOKENS", "no-user-here"),
         ("ADMIN_PORT", "8000"),  # the same as PORT
+        ("ADMIN_TOKEN", "x" * 31),  # too short to resist guessing
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -91,6 +93,7 @@ def test_app_version_defaults_to_the_project_version() -> None:
     assert project["project"]["version"] == PACKAGE_VERSION
     settings = load_settings({"APP_VERSION": "", "APP_REVISION": ""})  # a plain docker build
     assert (settings.app_version, settings.app_revision) == (PACKAGE_VERSION, "unknown")
+    assert create_app(settings).openapi()["info"]["version"] == PACKAGE_VERSION
     with pytest.raises(SettingsError, match="APP_VERSION"):
         load_settings({"APP_VERSION": "1.0\r\nX-Evil: 1"})
 
@@ -103,5 +106,45 @@ def test_metrics_settings() -> None:
     with pytest.raises(SettingsError, match="METRICS_PORT: must differ from PORT"):
         load_settings({"PORT": "9000", "METRICS_PORT": "9000"})
     with pytest.raises(SettingsError, match="METRICS_PORT: must differ from ADMIN_PORT"):
-        load_settings({"ADMIN_TOKEN": "t", "METRICS_PORT": "8001"})
+        load_settings({"ADMIN_TOKEN": "t" * 32, "METRICS_PORT": "8001"})
     assert load_settings({"METRICS_ENABLED": "false", "METRICS_PORT": "8000"}).port == 8000
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://dsuser:dsPW-s3cr3t@backend:8000", "must not contain user:password@"),
+        ("http://dsPW-s3cr3t@backend:8000", "must not contain user:password@"),
+        ("https://backend/?token=dsPW-s3cr3t", "must not contain a query or fragment"),
+        ("https://backend/#dsPW-s3cr3t", "must not contain a query or fragment"),
+    ],
+)
+def test_downstream_url_holds_no_secret(url: str, message: str) -> None:
+    """It is written to log lines and spans: credentials are refused, never echoed."""
+    with pytest.raises(SettingsError) as error:
+        load_settings({"DOWNSTREAM_URL": url})
+    assert str(error.value).startswith(f"invalid environment variable DOWNSTREAM_URL: {message}")
+    assert "s3cr3t" not in str(error.value)
+
+
+def test_downstream_limits_and_baggage_keys() -> None:
+    defaults = load_settings({})
+    assert defaults.downstream_max_body_bytes == 1_048_576
+    assert defaults.baggage_allowed_keys == frozenset()
+    settings = load_settings(
+        {
+            "DOWNSTREAM_URL": "http://backend:8000/base",
+            "DOWNSTREAM_MAX_BODY_BYTES": "4096",
+            "BAGGAGE_ALLOWED_KEYS": " tenant, session.id ,",
+        }
+    )
+    assert settings.downstream_url == "http://backend:8000/base"
+    assert settings.downstream_max_body_bytes == 4096
+    assert settings.baggage_allowed_keys == {"tenant", "session.id"}
+    for name, value in (
+        ("BAGGAGE_ALLOWED_KEYS", "tenant,user id"),
+        ("BAGGAGE_ALLOWED_KEYS", "a=b"),
+        ("DOWNSTREAM_MAX_BODY_BYTES", "0"),
+    ):
+        with pytest.raises(SettingsError, match=f"^invalid environment variable {name}: "):
+            load_settings({name: value})

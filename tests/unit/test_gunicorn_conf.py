@@ -42,7 +42,7 @@ def test_settings_drive_gunicorn() -> None:
 
 
 def test_admin_listener_only_on_loopback_and_only_with_a_token() -> None:
-    loaded = conf({"PORT": "9001", "ADMIN_TOKEN": "t", "ADMIN_PORT": "9002"})
+    loaded = conf({"PORT": "9001", "ADMIN_TOKEN": "t" * 32, "ADMIN_PORT": "9002"})
     assert loaded["bind"] == ["0.0.0.0:9001", "127.0.0.1:9002"]
 
 

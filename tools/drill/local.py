@@ -95,6 +95,7 @@ class LocalSettings:
             "SHUTDOWN_DELAY_SECONDS": f"{self.shutdown_delay_s:g}",
             "DATABASE_URL": self.database_url or f"sqlite:///{workdir / 'drill.db'}",
             "LOG_LEVEL": "info",
+            "DEMO_ROUTES": "true",  # the load's /api/slow and /api/long-task
             **self.extra_env,
         }
 
