@@ -40,7 +40,7 @@ SLEEP_ACTION_KUBE_VERSION = "1.30.0"
 # Labels only helm can keep true; the base's kustomization sets managed-by to kustomize.
 HELM_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 CHECKSUM_PREFIX = "checksum/"
-# Helm hook annotations: kustomize has no hooks (the migration Job is applied with the rest).
+# Helm hook annotations: kustomize has none; the base is rendered without hooks (refused).
 HOOK_PREFIX = "helm.sh/hook"
 CHECKOV_PREFIX = "checkov.io/skip"
 HEADER = (
@@ -50,12 +50,24 @@ HEADER = (
 )
 
 MIGRATION_NOTE = (
-    "# The chart's migration hook Job (python -m service.data.migrate), without its hook\n"
-    "# annotations: kustomize has no hooks, so it is applied beside the Deployment. New pods\n"
-    "# stay unready (schema check) until it has migrated; maxUnavailable 0 keeps the old ones\n"
-    "# serving. A Job's pod template is immutable: delete it before each apply\n"
-    "# (kubectl delete job fastapi-app-migrate --ignore-not-found; deploy/kustomize/README.md).\n"
+    "# The chart's migration Job (python -m service.data.migrate) as the chart renders it with\n"
+    "# migrations.useHelmHooks false: a plain Job, Argo CD sync wave -1. Its name drops the\n"
+    "# chart's hash (an overlay's `images:` changes the image, not the name), so a changed Job\n"
+    "# is re-created instead: Argo CD (Force=true,Replace=true) and Flux (force) do it on\n"
+    "# sync; kubectl: `kubectl apply -k <overlay> -l app.kubernetes.io/component=migrate\n"
+    "# --force` before the apply (deploy/kustomize/README.md). New pods stay unready (schema\n"
+    "# check) until it has migrated; maxUnavailable 0 keeps the old ones serving.\n"
 )
+# The Job's name in the base (the chart's without its hash) and what re-creates it when its
+# immutable pod template changes: Argo CD replaces it (delete and create), Flux's
+# kustomize-controller re-creates objects whose immutable fields changed.
+MIGRATION_JOB = f"{RELEASE}-migrate"
+JOB_RECREATE = {
+    "argocd.argoproj.io/sync-options": "Force=true,Replace=true",
+    "kustomize.toolkit.fluxcd.io/force": "enabled",
+}
+# The migration Job (sync wave -1) reads the generated Secret: Argo CD must apply it first.
+SECRET_WAVE = {"argocd.argoproj.io/sync-wave": "-1"}
 
 # checkov findings that are choices, not oversights (the chart's list, worded for kustomize).
 # checkov splits `ID=reason` at every "=", so a reason never contains one.
@@ -142,7 +154,13 @@ def convert(obj: Manifest) -> Manifest:
     unknown = sorted(set(skipped) - set(SKIP_REASONS))
     if unknown:
         raise SyncError(f"the chart skips checkov checks with no kustomize reason: {unknown}")
-    kept = {k: v for k, v in annotations.items() if not k.startswith((CHECKOV_PREFIX, HOOK_PREFIX))}
+    hooks = sorted(k for k in annotations if k.startswith(HOOK_PREFIX))
+    if hooks:
+        raise SyncError(
+            f"{obj['kind']} {meta['name']} is a helm hook ({hooks}): kustomize has none, keep"
+            " migrations.useHelmHooks false and tests.enabled false in chart-values.yaml"
+        )
+    kept = {k: v for k, v in annotations.items() if not k.startswith(CHECKOV_PREFIX)}
     kept.update(skip_annotations(skipped))
     if kept:
         meta["annotations"] = kept
@@ -243,6 +261,8 @@ def base_files(objects: list[Manifest]) -> dict[str, str]:
         note = shutdown_summary(obj) if kind == "Deployment" else ""
         if kind == "Job":
             note = MIGRATION_NOTE
+            obj["metadata"]["name"] = MIGRATION_JOB
+            obj["metadata"]["annotations"] = {**obj["metadata"]["annotations"], **JOB_RECREATE}
         files[name] = HEADER + note + dump(obj)
     files["config.env"] = (
         HEADER
@@ -270,7 +290,10 @@ def base_files(objects: list[Manifest]) -> dict[str, str]:
             {
                 "name": secret_name(by_kind["Deployment"][0]),
                 "type": "Opaque",
-                "options": generator_options,
+                "options": {
+                    **generator_options,
+                    "annotations": {**generator_options.get("annotations", {}), **SECRET_WAVE},
+                },
             }
         ],
     }

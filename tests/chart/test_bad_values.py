@@ -132,6 +132,20 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["podDisruptionBudget.maxUnavailable is 0", "which would block node drains"],
     ),
     (
+        "PDB of one pod with minAvailable 1",
+        {"podDisruptionBudget": {"minAvailable": 1}},
+        ["podDisruptionBudget.minAvailable (1) leaves no pod of 1 evictable", "maxUnavailable"],
+    ),
+    (
+        "PDB with the HPA at minReplicas 1 and minAvailable 100%",
+        {
+            "secret": DB,
+            "autoscaling": {"enabled": True, "minReplicas": 1},
+            "podDisruptionBudget": {"minAvailable": "100%"},
+        },
+        ["(Kubernetes rounds 100% of 1 pods up to 1)", "which would block node drains"],
+    ),
+    (
         "PDB with maxUnavailable 0%",
         {"replicaCount": 4, "secret": DB, "podDisruptionBudget": {"maxUnavailable": "0%"}},
         ["podDisruptionBudget.maxUnavailable is 0%", "use 1 or more"],
@@ -159,6 +173,31 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
             "DATABASE_URL is not set and database.allowEmbeddedSqlite is false",
             "set database.allowEmbeddedSqlite to true",
         ],
+    ),
+    (
+        "PostgreSQL without API tokens",
+        {"secret": {"databaseUrl": "postgresql://u:p@db:5432/app"}},
+        [
+            "DATABASE_URL names a database that is not SQLite but no API tokens are set",
+            "secret.apiTokens",
+            "secret.apiTokensFrom",
+            "set auth.allowAnonymousWrites to true",
+        ],
+    ),
+    (
+        "an operator's database Secret without API tokens",
+        {"replicaCount": 2, "secret": {"databaseUrlFrom": {"name": "orders-db-app", "key": "uri"}}},
+        ["no API tokens are set", "auth.allowAnonymousWrites"],
+    ),
+    (
+        "extraEnv switching the demo routes on",
+        {"extraEnv": [{"name": "DEMO_ROUTES", "value": "true"}]},
+        ["extraEnv sets DEMO_ROUTES"],
+    ),
+    (
+        "demo routes switch not a boolean",
+        {"demoRoutes": {"enabled": "yes"}},
+        ["/demoRoutes/enabled"],
     ),
     (
         "a Secret reference and an inline value for one variable",

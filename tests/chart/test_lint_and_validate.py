@@ -36,6 +36,7 @@ EXPECTED_VARIANTS = {
     "kube-1.34",
     "production-extensions",
     "native-sidecar",
+    "gitops",
 }
 
 

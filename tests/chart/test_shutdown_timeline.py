@@ -204,7 +204,7 @@ def test_overrides_keep_the_shutdown_numbers_and_never_block_a_drain(
         assert (
             (max_surge in zero and max_unavailable in zero)
             or (autoscaling and min_replicas > max_replicas)
-            or (pods > 1 and blocks)
+            or (pods > 0 and blocks)
         ), result.stderr
         return
     check_timeline(result, 5, g, 10, 0, None)
@@ -212,11 +212,10 @@ def test_overrides_keep_the_shutdown_numbers_and_never_block_a_drain(
     assert probe["periodSeconds"] == readiness["periodSeconds"]
     assert probe["failureThreshold"] == readiness["failureThreshold"]
     assert probe["httpGet"]["path"] == "/health/ready"
-    pdbs = result.find("PodDisruptionBudget")
-    if pods <= 1:
-        assert pdbs == []
+    # Rendered whatever the pod count (issue 26); with no pod there is nothing to evict.
+    (pdb,) = result.find("PodDisruptionBudget")
+    if pods == 0:
         return
-    (pdb,) = pdbs
     spec = pdb["spec"]
     assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     # Exactly as the disruption controller computes it: at least one eviction is allowed.

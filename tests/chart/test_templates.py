@@ -19,7 +19,8 @@ from tests.chart.rendering import (
 pytestmark = pytest.mark.chart
 
 SELECTOR = {"app.kubernetes.io/name": "fastapi-app", "app.kubernetes.io/instance": RELEASE}
-DB = {"databaseUrl": "postgresql://u:p@db:5432/app"}
+# On PostgreSQL the chart wants API tokens (or auth.allowAnonymousWrites).
+DB = {"databaseUrl": "postgresql://u:p@db:5432/app", "apiTokens": "t0ken=alice"}
 
 
 # --- names and labels ---------------------------------------------------------------
@@ -32,6 +33,7 @@ def test_default_objects_and_standard_labels() -> None:
         "ConfigMap",
         "Service",
         "Deployment",
+        "PodDisruptionBudget",
         "Pod",
     }
     for obj in result.objects():
@@ -297,6 +299,7 @@ def test_configmap_holds_the_non_secret_environment() -> None:
         "READINESS_REQUIRES": "database",
         "METRICS_ENABLED": "true",
         "METRICS_PORT": "9464",
+        "DEMO_ROUTES": "false",
     }
     # The shutdown numbers (and the version) are in the pod spec, next to
     # terminationGracePeriodSeconds: per pod, not shared by a rollout's old and new pods.
@@ -344,15 +347,14 @@ def test_no_secret_object_when_no_secret_value_is_set() -> None:
 
 
 def test_chart_managed_secret_feeds_only_the_variables_that_are_set() -> None:
-    result = render(
-        {"secret": {"databaseUrl": "postgresql://u:p@db:5432/app", "adminToken": "s3cret"}}
-    )
+    result = render({"secret": {**DB, "adminToken": "s3cret"}})
     # The release's Secret (the migration Job's hook Secret is tests/chart/test_migrations.py's).
     (secret,) = [s for s in result.find("Secret") if s["metadata"]["name"] == FULLNAME]
     assert secret["type"] == "Opaque"
-    assert set(secret["data"]) == {"DATABASE_URL", "ADMIN_TOKEN"}
+    assert set(secret["data"]) == {"DATABASE_URL", "ADMIN_TOKEN", "API_TOKENS"}
     assert result.secret_refs() == {
         "ADMIN_TOKEN": {"name": FULLNAME, "key": "ADMIN_TOKEN", "optional": False},
+        "API_TOKENS": {"name": FULLNAME, "key": "API_TOKENS", "optional": False},
         "DATABASE_URL": {"name": FULLNAME, "key": "DATABASE_URL", "optional": False},
     }
     # Nothing secret leaks into the ConfigMap or the pod spec.
@@ -372,6 +374,34 @@ def test_existing_secret_is_read_with_its_own_key_names() -> None:
     assert set(env) == {"DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "API_TOKENS"}
 
 
+def test_writes_on_postgresql_need_api_tokens_or_the_explicit_opt_out() -> None:
+    """The chart fails closed on PostgreSQL without API tokens (tests/chart/test_bad_values.py);
+    these values render."""
+    pg = "postgresql://u:p@db:5432/app"
+    open_writes = {"auth": {"allowAnonymousWrites": True}}
+    assert render({"secret": {"databaseUrl": pg}, **open_writes}).secret_refs().keys() == {
+        "DATABASE_URL"
+    }
+    tokens_from = {"name": "api-tokens", "key": "pairs"}
+    from_ref = render({"secret": {"databaseUrl": pg, "apiTokensFrom": tokens_from}})
+    assert from_ref.secret_refs()["API_TOKENS"] == {**tokens_from, "optional": False}
+    # SQLite (the embedded file, or a SQLite URL) is a single-pod demo: no tokens needed.
+    render()
+    render({"secret": {"databaseUrl": "sqlite:////tmp/app.sqlite3"}})
+    # An existing Secret cannot be read at render time: its API_TOKENS key becomes required,
+    # so a Secret without it stops the pod, unless anonymous writes are chosen.
+    existing = {"secret": {"existingSecret": "creds"}}
+    required = render(existing).secret_refs()["API_TOKENS"]
+    assert required == {"name": "creds", "key": "API_TOKENS", "optional": False}
+    chosen = render({**existing, **open_writes}).secret_refs()["API_TOKENS"]
+    assert chosen == {"name": "creds", "key": "API_TOKENS", "optional": True}
+
+
+def test_demo_routes_are_off_unless_enabled() -> None:
+    assert render().config()["DEMO_ROUTES"] == "false"
+    assert render({"demoRoutes": {"enabled": True}}).config()["DEMO_ROUTES"] == "true"
+
+
 def test_each_secret_variable_can_come_from_its_own_secret() -> None:
     """secret.<var>From {name, key}: an operator's Secret (CloudNativePG, External Secrets) as
     it is, per variable, winning over existingSecret; never optional."""
@@ -389,7 +419,13 @@ def test_each_secret_variable_can_come_from_its_own_secret() -> None:
     assert env["DATABASE_URL"] == {"name": "orders-db-app", "key": "uri", "optional": False}
     assert env["REDIS_URL"] == {"name": "redis-auth", "key": "url", "optional": False}
     assert env["ADMIN_TOKEN"] == {"name": "app-env", "key": "ADMIN_TOKEN", "optional": True}
-    only_db = render({"replicaCount": 2, "secret": {"databaseUrlFrom": {"name": "d", "key": "k"}}})
+    only_db = render(
+        {
+            "replicaCount": 2,
+            "secret": {"databaseUrlFrom": {"name": "d", "key": "k"}},
+            "auth": {"allowAnonymousWrites": True},
+        }
+    )
     assert only_db.secret_refs() == {"DATABASE_URL": {"name": "d", "key": "k", "optional": False}}
     assert only_db.find("Secret") == []
 
@@ -458,10 +494,9 @@ def test_hpa_replaces_the_replica_count() -> None:
             },
         }
     )
-    # Without a cluster (helm template) the lookup of the live Deployment finds nothing:
-    # minReplicas. On an upgrade it carries the live count, so enabling the HPA never
-    # patches `replicas` away (which Kubernetes would read as 1 pod).
-    assert result.one("Deployment")["spec"]["replicas"] == 3
+    # The HPA owns the count: no replicas for helm or a GitOps controller to reset
+    # (tests/chart/test_gitops.py renders it under helm install too).
+    assert "replicas" not in result.one("Deployment")["spec"]
     hpa = result.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -478,7 +513,7 @@ def test_hpa_replaces_the_replica_count() -> None:
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
-def test_pdb_only_when_more_than_one_pod() -> None:
+def test_pdb_whenever_enabled_one_pod_included() -> None:
     pdb = render({"replicaCount": 2, "secret": DB}).one("PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"] == {
@@ -486,7 +521,15 @@ def test_pdb_only_when_more_than_one_pod() -> None:
         "unhealthyPodEvictionPolicy": "AlwaysAllow",
         "selector": {"matchLabels": SELECTOR},
     }
-    assert render({"replicaCount": 1}).find("PodDisruptionBudget") == []
+    # One pod: rendered too (maxUnavailable 1 lets it go), so helm template, Argo CD and an
+    # HPA with minReplicas 1 all see the same objects.
+    single = render({"replicaCount": 1}).one("PodDisruptionBudget")
+    assert single["spec"]["maxUnavailable"] == 1
+    hpa_one = render(
+        {"secret": DB, "autoscaling": {"enabled": True, "minReplicas": 1}},
+        args=("--is-upgrade",),
+    )
+    assert hpa_one.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert render({"podDisruptionBudget": {"enabled": False}}).find("PodDisruptionBudget") == []
     scaled = render(
         {"replicaCount": 1, "secret": DB, "autoscaling": {"enabled": True, "minReplicas": 2}}
@@ -580,7 +623,7 @@ def test_metrics_port_env_and_version() -> None:
     assert off.env()["METRICS_ENABLED"] == "false" and "METRICS_PORT" not in off.env()
 
 
-def test_service_monitor_needs_the_crd_and_scrapes_the_metrics_port() -> None:
+def test_service_monitor_renders_without_the_crd_and_scrapes_the_metrics_port() -> None:
     values = {
         "metrics": {
             "serviceMonitor": {
@@ -593,8 +636,11 @@ def test_service_monitor_needs_the_crd_and_scrapes_the_metrics_port() -> None:
         }
     }
     assert render().find("ServiceMonitor") == []
-    assert render(values).find("ServiceMonitor") == []  # no CRD: nothing to apply
+    # With or without the CRD among --api-versions (Argo CD passes the cluster's, helm
+    # template none): the same objects; the CRDs are the cluster's (NOTES.txt).
+    without = render(values)
     result = render(values, args=MONITORING_CRDS)
+    assert without.objects() == result.objects()
     monitor = result.one("ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == "monitoring"
@@ -639,9 +685,11 @@ def test_network_policy_admits_prometheus_to_the_metrics_port_only() -> None:
     ]
 
 
-def test_prometheus_rule_needs_the_crd() -> None:
+def test_prometheus_rule_renders_with_and_without_the_crd() -> None:
     values = {"metrics": {"prometheusRule": {"enabled": True, "labels": {"role": "alerts"}}}}
-    assert render(values).find("PrometheusRule") == []
+    assert render(values).one("PrometheusRule") == render(values, args=MONITORING_CRDS).one(
+        "PrometheusRule"
+    )
     rule = render(values, args=MONITORING_CRDS).one("PrometheusRule")
     assert rule["metadata"]["labels"]["role"] == "alerts"
     alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]

@@ -222,3 +222,23 @@ def test_old_pods_are_scaled_down_by_the_deployment_controllers_rule() -> None:
     assert down(sick, [FakePod("b0", True), FakePod("b1", True)]) == ["a0", "a1"]
     # maxUnavailable 1 lets one available old pod go before any new one is available.
     assert down(a, [], unavailable=1) == ["a0"]
+
+
+def test_with_an_hpa_the_rollout_starts_from_its_min_replicas() -> None:
+    """The chart leaves `replicas` out when an HPA owns the count: the drill rolls the
+    fewest pods the HPA keeps, and says so."""
+    docs = documents()
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment["spec"].pop("replicas", None)
+    assert plan_from_documents(docs).replicas == 1  # the API server's default
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "hpa"},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": deployment["metadata"]["name"]},
+            "minReplicas": 3,
+        },
+    }
+    plan = plan_from_documents([*docs, hpa])
+    assert plan.replicas == 3
+    assert any("HPA" in note for note in plan.notes), plan.notes

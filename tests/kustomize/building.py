@@ -36,6 +36,8 @@ OVERLAY_ONLY_LABELS = ("environment", "app.kubernetes.io/version")
 GENERATED_KINDS = ("ConfigMap", "Secret")
 # kustomize appends a 10-character hash of the content to generated ConfigMaps and Secrets.
 HASH_SUFFIX = re.compile(r"^(?P<name>.+)-[a-z0-9]{10}$")
+# The chart's hash-named migration Job (migrations.useHelmHooks false): 8 hex digits.
+MIGRATE_HASH = re.compile(r"(?<=-migrate)-[0-9a-f]{8}$")
 
 Manifest = dict[str, Any]
 
@@ -182,13 +184,6 @@ def normalise(
             match = HASH_SUFFIX.match(obj["metadata"]["name"])
             if obj["kind"] in GENERATED_KINDS and match:
                 hashed[obj["metadata"]["name"]] = match["name"]
-    # With an HPA the chart carries the live pod count (lookup; minReplicas without a
-    # cluster) and the prod overlay leaves `replicas` out: the HPA owns it either way.
-    autoscaled = {
-        o["spec"]["scaleTargetRef"]["name"]
-        for o in objects
-        if o["kind"] == "HorizontalPodAutoscaler"
-    }
     out: dict[str, Manifest] = {}
     for original in objects:
         obj = _replace_strings(copy.deepcopy(original), hashed)
@@ -205,8 +200,17 @@ def normalise(
                 if not k.startswith(kustomize_sync.HOOK_PREFIX)
             }
         meta.pop("namespace", None)
-        if obj["kind"] == "Deployment" and meta["name"] in autoscaled:
-            obj["spec"].pop("replicas", None)
+        if obj["kind"] == "Job":
+            # The chart names its plain Job by a hash of its spec; the base keeps one name
+            # and carries what re-creates it instead (tools/kustomize_sync.py).
+            if not kustomize:
+                meta["name"] = MIGRATE_HASH.sub("", meta["name"])
+            else:
+                meta["annotations"] = {
+                    k: v
+                    for k, v in (meta.get("annotations") or {}).items()
+                    if k not in kustomize_sync.JOB_RECREATE
+                }
         meta["labels"] = _labels(meta.get("labels"), ignore)
         meta["annotations"] = _annotations(meta.get("annotations"))
         template = obj.get("spec", {}).get("template")

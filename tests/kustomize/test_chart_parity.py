@@ -64,17 +64,19 @@ def flatten(values: Any, prefix: str = "") -> set[str]:
     return {prefix.rstrip(".")}
 
 
-def test_the_base_is_the_charts_default_rendering_but_for_four_documented_keys() -> None:
+def test_the_base_is_the_charts_default_rendering_but_for_five_documented_keys() -> None:
     """chart-values.yaml may only change what kustomize needs; each key is explained there."""
     values = yaml.safe_load(kustomize_sync.VALUES_FILE.read_text())
     assert flatten(values) == {
         "replicaCount",
+        "migrations.useHelmHooks",
         "shutdown.preStopAction",
         "secret.existingSecret",
         "tests.enabled",
     }
     assert values["shutdown"]["preStopAction"] == "exec"
     assert values["tests"]["enabled"] is False
+    assert values["migrations"]["useHelmHooks"] is False
 
 
 @pytest.mark.parametrize("name", list(RENDERINGS))

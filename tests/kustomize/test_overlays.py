@@ -106,8 +106,9 @@ def test_the_app_reads_the_generated_config_map_and_secret(overlay: str) -> None
     assert set(refs) == SECRET_KEYS
     for key, ref in refs.items():
         # DATABASE_URL is never optional: without it the pod stops instead of running on a
-        # pod-local SQLite file; the others may be left out.
-        optional = key != "DATABASE_URL"
+        # pod-local SQLite file. API_TOKENS neither (the chart's auth.allowAnonymousWrites is
+        # false): an overlay states its tokens, empty for anonymous writes. Others may be left out.
+        optional = key not in ("DATABASE_URL", "API_TOKENS")
         assert ref == {"name": secret["metadata"]["name"], "key": key, "optional": optional}
     # Each overlay names its database: prod leaves it for the pipeline, dev names SQLite.
     assert "DATABASE_URL" in (secret.get("data") or {})
@@ -151,8 +152,8 @@ def test_dev_runs_one_pod_with_debug_logs_and_small_requests() -> None:
     config = referenced_config(dev)
     assert config["LOG_LEVEL"] == "debug"
     assert config["WEB_CONCURRENCY"] == "1"
-    # Like the chart: no PodDisruptionBudget for a single pod (it could only block or lie).
-    assert dev.find("PodDisruptionBudget") == []
+    # Like the chart: the base's PodDisruptionBudget, maxUnavailable 1, lets the one pod go.
+    assert dev.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert dev.find("HorizontalPodAutoscaler") == [] and dev.find("NetworkPolicy") == []
     dev_res, base_res = resources(dev), resources(base)
     for name in ("cpu", "memory"):
@@ -217,6 +218,32 @@ def test_the_migration_job_reads_the_generated_secret_and_dev_has_none() -> None
         annotations = result.one("Job")["metadata"].get("annotations") or {}
         assert not any(k.startswith("helm.sh/hook") for k in annotations), annotations
     assert rendering("dev").find("Job") == []
+
+
+def test_the_migration_job_is_recreated_by_the_tool_that_applies_it_and_goes_first() -> None:
+    """No helm hook anywhere; the Job carries what makes Argo CD and Flux re-create it when its
+    immutable template changes, and it, the Secret it reads and (prod) its NetworkPolicy are
+    in Argo CD's sync wave -1, before the Deployment (wave 0)."""
+    wave = "argocd.argoproj.io/sync-wave"
+    for name in ("base", "prod"):
+        result = rendering(name)
+        for obj in result.objects():
+            annotations = obj["metadata"].get("annotations") or {}
+            assert not any(k.startswith("helm.sh/hook") for k in annotations), obj["metadata"]
+        job = result.one("Job")
+        assert job["metadata"]["name"] == "fastapi-app-migrate"
+        annotations = job["metadata"]["annotations"]
+        assert annotations[wave] == "-1"
+        assert annotations["argocd.argoproj.io/sync-options"] == "Force=true,Replace=true"
+        assert annotations["kustomize.toolkit.fluxcd.io/force"] == "enabled"
+        assert job["spec"]["ttlSecondsAfterFinished"] > 0
+        assert result.one("Secret")["metadata"]["annotations"][wave] == "-1"
+        assert wave not in (result.one("Deployment")["metadata"].get("annotations") or {})
+    policies = {p["metadata"]["name"]: p for p in rendering("prod").find("NetworkPolicy")}
+    assert policies["fastapi-app-migrate"]["metadata"]["annotations"][wave] == "-1"
+    readme = (KUSTOMIZE_DIR / "README.md").read_text()
+    assert "-l app.kubernetes.io/component=migrate --force" in readme
+    assert "delete job" not in readme
 
 
 def test_prod_secrets_file_holds_no_value() -> None:

@@ -268,6 +268,19 @@ def _prestop(container: Obj) -> PreStop:
     raise Unsupported(f"preStop {sorted(hook)}: only sleep and exec hooks are reproduced")
 
 
+def _replicas(spec: Obj, deployment: str, docs: list[Obj], notes: list[str]) -> int:
+    """The Deployment's replicas; with an HPA owning the count (the chart then leaves
+    `replicas` out), the HPA's minReplicas: the fewest pods a rollout can start from."""
+    if "replicas" in spec:
+        return int(spec["replicas"])
+    for doc in docs:
+        target = (doc.get("spec") or {}).get("scaleTargetRef") or {}
+        if doc.get("kind") == "HorizontalPodAutoscaler" and target.get("name") == deployment:
+            notes.append("replicas: owned by the HPA; rolled from its minReplicas")
+            return int(doc["spec"].get("minReplicas", 1))
+    return 1  # the API server's default
+
+
 def _tmpfs(pod: Obj, container: Obj) -> tuple[tuple[str, int | None], ...]:
     volumes = {str(v["name"]): v for v in pod.get("volumes") or []}
     mounts = []
@@ -331,7 +344,7 @@ def plan_from_documents(
     if pod.get("topologySpreadConstraints") or pod.get("affinity"):
         notes.append("topology spread / affinity: one Docker host, no nodes or zones")
 
-    replicas = int(spec.get("replicas", 1))
+    replicas = _replicas(spec, str(dep["metadata"]["name"]), docs, notes)
     strategy = spec.get("strategy") or {}
     if strategy.get("type", "RollingUpdate") != "RollingUpdate":
         raise Unsupported(f"strategy {strategy.get('type')}: only RollingUpdate is reproduced")

@@ -95,11 +95,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-metrics" (include "fastapi-app.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Whether the cluster serves a monitoring.coreos.com/v1 kind (Prometheus Operator CRDs). */}}
-{{- define "fastapi-app.hasMonitoringKind" -}}
-{{- if .ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end }}
-{{- end }}
-
 {{/* Image reference: repository:tag, or repository:tag@digest when a digest pins it. */}}
 {{- define "fastapi-app.image" -}}
 {{- $ref := printf "%s:%s" .Values.image.repository (include "fastapi-app.imageTag" .) }}
@@ -207,10 +202,14 @@ instance); instance and component migrate select it for the migration NetworkPol
 {{- toYaml $labels }}
 {{- end }}
 
-{{/* "true" when the Job reads DATABASE_URL from the hook Secret: an inline secret.databaseUrl. */}}
+{{/*
+"true" when the Job reads DATABASE_URL from the hook Secret: an inline secret.databaseUrl, as
+a hook. Without hooks (migrations.useHelmHooks false) the Job reads the chart's own Secret,
+applied with it (Argo CD: both in sync wave -1).
+*/}}
 {{- define "fastapi-app.migrationSecret" -}}
 {{- $s := .Values.secret }}
-{{- if and (include "fastapi-app.migrationJob" .) $s.databaseUrl (not $s.existingSecret) (not ($s.databaseUrlFrom | default dict).name) }}true{{ end }}
+{{- if and (include "fastapi-app.migrationJob" .) .Values.migrations.useHelmHooks $s.databaseUrl (not $s.existingSecret) (not ($s.databaseUrlFrom | default dict).name) }}true{{ end }}
 {{- end }}
 
 {{/* The migration NetworkPolicy's podSelector (a subset of the Job pod's labels). */}}
@@ -361,6 +360,8 @@ user sees all problems in one run. Every template that depends on these values i
   "serviceType"
   "httpRoute"
   "downstreamPeers"
+  "helmHooks"
+  "monitoring"
 }}
 {{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $ | trim) -}}
 {{- end -}}
@@ -454,7 +455,7 @@ alike; allowed evictions = pods - minAvailable, or maxUnavailable.
 {{- define "fastapi-app.validateValues.podDisruptionBudget" -}}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- $pods := int (include "fastapi-app.minPods" .) }}
-{{- if and $pdb.enabled (gt $pods 1) }}
+{{- if and $pdb.enabled (gt $pods 0) }}
 {{- $useMin := not (kindIs "invalid" $pdb.minAvailable) }}
 {{- $value := ternary $pdb.minAvailable $pdb.maxUnavailable $useMin }}
 {{- $key := ternary "minAvailable" "maxUnavailable" $useMin }}
@@ -469,7 +470,7 @@ alike; allowed evictions = pods - minAvailable, or maxUnavailable.
 {{- $allowed := ternary (sub $pods $n) $n $useMin }}
 {{- if le (int $allowed) 0 }}
 {{- if $useMin -}}
-podDisruptionBudget.minAvailable ({{ $value }}) leaves no pod of {{ $pods }} evictable{{ $rounded }}, which would block node drains: lower it below the pod count (at most {{ sub $pods 1 }}) or use podDisruptionBudget.maxUnavailable (e.g. 1)
+podDisruptionBudget.minAvailable ({{ $value }}) leaves no pod of {{ $pods }} evictable{{ $rounded }}, which would block node drains: {{ if gt $pods 1 }}lower it below the pod count (at most {{ sub $pods 1 }}) or {{ end }}use podDisruptionBudget.maxUnavailable (e.g. 1)
 {{- else -}}
 podDisruptionBudget.maxUnavailable is {{ $value }}{{ $rounded }}, which would block node drains: use 1 or more (or a percentage above 0%)
 {{- end }}
@@ -578,6 +579,25 @@ service.loadBalancerSourceRanges needs service.type LoadBalancer (it is {{ $svc.
 {{- define "fastapi-app.validateValues.httpRoute" -}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway to attach to), e.g. {name: gateway, namespace: infra}
+{{- end }}
+{{- end }}
+
+{{/* migrations.useHelmHooks false promises a release without helm hooks; the helm test pod is one. */}}
+{{- define "fastapi-app.validateValues.helmHooks" -}}
+{{- if and (not .Values.migrations.useHelmHooks) .Values.tests.enabled -}}
+migrations.useHelmHooks is false (no helm hooks: Argo CD, kubectl apply) but tests.enabled renders the helm test pod, a helm.sh/hook test hook that Argo CD and kubectl apply do not treat as a test: set tests.enabled to false (or migrations.useHelmHooks to true)
+{{- end }}
+{{- end }}
+
+{{/* A ServiceMonitor or PrometheusRule without metrics would watch nothing. */}}
+{{- define "fastapi-app.validateValues.monitoring" -}}
+{{- $m := .Values.metrics }}
+{{- if not $m.enabled }}
+{{- range $key := list "serviceMonitor" "prometheusRule" }}
+{{- if (get $m $key).enabled -}}
+metrics.{{ $key }}.enabled is true but metrics.enabled is false, so the pods serve no /metrics: set metrics.enabled to true or metrics.{{ $key }}.enabled to false
+{{ end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
