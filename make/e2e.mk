@@ -6,7 +6,7 @@
 #   e2e-prereqs    docker, kind, kubectl and helm are there (each missing one is named with how
 #                  to install it; helm, when E2E_HELM is `make tools`' one, is installed first),
 #                  kind is v0.33.0 or later, kubectl is within one minor version of
-#                  E2E_NODE_IMAGE's Kubernetes, and the Docker daemon answers
+#                  E2E_NODE_IMAGE's Kubernetes, helm is 3 or 4, and the Docker daemon answers
 #   e2e-cluster    creates the kind cluster KIND_CLUSTER from tests/e2e/kind-config.yaml (one
 #                  control plane, two workers, NodePort E2E_NODE_PORT on 127.0.0.1) on the
 #                  node image E2E_NODE_IMAGE, or reuses it
@@ -30,7 +30,8 @@
 #                  pods' JSON logs, one trace through both releases, a pod deleted during a
 #                  long request, rolling-update drills under load (tools/drill; a JSON report
 #                  and a timeline picture each), the migration Job (again on an upgrade,
-#                  and a failed one stopping an --atomic upgrade), the kustomize prod overlay
+#                  and a failed one stopping an --atomic upgrade: --rollback-on-failure with
+#                  helm 4), the kustomize prod overlay
 # If a step fails, e2e-logs saves the cluster's logs under E2E_ARTIFACTS/cluster-logs. At the
 # end the cluster is deleted if make e2e created it, unless E2E_KEEP=1; a cluster that was
 # there before (KIND_CLUSTER=yours) is left alone; so it is when make e2e is interrupted
@@ -69,7 +70,9 @@ E2E_KUBECTL_VERSION ?= $(lastword $(subst :, ,$(firstword $(subst @, ,$(E2E_NODE
 E2E_PINNED_KUBECTL = $(TOOLS_BIN)/kubectl
 E2E_KUBECTL ?= $(E2E_PINNED_KUBECTL)
 # `make tools`' helm (v3.19.0, the one the chart is tested with; e2e-prereqs installs it
-# when missing). E2E_HELM=helm uses the one on PATH, or give a path.
+# when missing). E2E_HELM=$(TOOLS_BIN)/helm4: its helm v4.1.4 (installed likewise);
+# E2E_HELM=helm or helm4 uses the one on PATH, or give a path. Helm 3 and 4 only: the
+# suite rolls a failed upgrade back with --atomic (3) or --rollback-on-failure (4).
 E2E_HELM ?= $(HELM)
 
 E2E_IMAGE = $(E2E_IMAGE_REPO):$(E2E_TAG)
@@ -110,7 +113,7 @@ e2e-kubectl:
 		KUBECTL_VERSION='$(E2E_KUBECTL_VERSION)' bash tests/e2e/install-kubectl.sh $(TOOLS_BIN); \
 	fi
 
-e2e-prereqs: venv $(if $(filter $(HELM),$(E2E_HELM)),$(HELM))
+e2e-prereqs: venv $(filter $(HELM) $(TOOLS_BIN)/helm4,$(E2E_HELM))
 	$(BIN)/python -m tests.e2e.prereqs docker=$(DOCKER) kind=$(KIND) kubectl=$(E2E_KUBECTL) helm=$(E2E_HELM)
 
 # The marker is made before `kind create`: a cluster half made when make e2e is interrupted

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     slow_request_ms: int = Field(500, ge=0)
     grace_period_seconds: float = Field(30.0, ge=0, le=3600)
     shutdown_delay_seconds: float = Field(0.0, ge=0, le=3600)
+    # SHUTDOWN_CLEANUP_SECONDS: after the drain, one deadline for closing the database,
+    # Redis and the downstream client and flushing spans (each also bounded by its own
+    # timeout); a step still running then is cut. At least 1: less would cut every close.
+    shutdown_cleanup_seconds: float = Field(5.0, ge=1, le=300)
     retry_after_seconds: int | None = Field(None, ge=0)
     shutdown_message: str = "The server is shutting down; retry on another instance."
     admin_token: SecretStr | None = None
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     # DEMO_ROUTES=true mounts /api/slow, /api/long-task and /api/error (drills, tests,
     # `make run`); off, they are 404 like any unknown path and absent from /openapi.json.
     demo_routes: bool = False
+    # A bad release on demand, for canary drills (service/server/faults.py): FAULT_ERROR_RATIO
+    # (0..1) of the /api/* requests answer 500, FAULT_DELAY_MS is added to each /api/* request.
+    # Off by default; accepted only with DEMO_ROUTES=true.
+    fault_error_ratio: float = Field(0.0, ge=0, le=1)
+    fault_delay_ms: int = Field(0, ge=0, le=60_000)
     # MIGRATE_ON_START=true: every worker migrates PostgreSQL at start (serialized by an
     # advisory lock) instead of a migration step before the rollout. The embedded SQLite
     # always migrates itself at start.
@@ -216,6 +225,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _faults_need_demo_routes(self) -> Settings:
+        for name, value in (
+            ("FAULT_ERROR_RATIO", self.fault_error_ratio),
+            ("FAULT_DELAY_MS", self.fault_delay_ms),
+        ):
+            if value and not self.demo_routes:
+                raise ValueError(f"{name}: fault injection needs DEMO_ROUTES=true")
+        return self
+
+    @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
         if self.admin_port == self.port:
             raise ValueError("ADMIN_PORT: must differ from PORT")
@@ -229,6 +248,11 @@ class Settings(BaseSettings):
     def metrics_on(self) -> bool:
         """Metrics are recorded and served (METRICS_ENABLED, and not OBSERVABILITY=off)."""
         return self.metrics_enabled and self.observability == "full"
+
+    @property
+    def faults_on(self) -> bool:
+        """FAULT_ERROR_RATIO or FAULT_DELAY_MS is set: the fault middleware is added."""
+        return bool(self.fault_error_ratio or self.fault_delay_ms)
 
     @property
     def effective_retry_after_seconds(self) -> int:

@@ -33,9 +33,8 @@ except SettingsError as exc:
     sys.stderr.write(startup_error_line(str(exc)) + "\n")
     sys.exit(1)
 
-# After the drain (at most GRACE_PERIOD_SECONDS): cancelling requests still running
-# (0.5 s), closing the database (2 s), Redis (1.5 s), flushing spans (1 s); each bounded.
-CLEANUP_BUDGET_SECONDS = 5
+# After the drain (at most GRACE_PERIOD_SECONDS) and the cleanup (at most
+# SHUTDOWN_CLEANUP_SECONDS): cancelling requests still running (0.5 s) and the exit.
 MARGIN_SECONDS = 2
 
 
@@ -78,7 +77,9 @@ timeout = 30
 # retry) must expect it.
 keepalive = 5
 graceful_timeout = (
-    math.ceil(settings.grace_period_seconds) + CLEANUP_BUDGET_SECONDS + MARGIN_SECONDS
+    math.ceil(settings.grace_period_seconds)
+    + math.ceil(settings.shutdown_cleanup_seconds)
+    + MARGIN_SECONDS
 )
 # -- Request heads: uvicorn ignores Gunicorn's limit_request_* settings, so every worker
 # parses with service.server.http_limits.BoundedHttpToolsProtocol (installed by post_worker_init),
@@ -114,6 +115,12 @@ def on_starting(server: Any) -> None:
     server.handle_int = server.handle_term
     if settings.metrics_on:
         metrics_listener.prepare(metrics_dir)
+    if settings.faults_on:  # one line for the server, not one per worker
+        get_logger("service.faults").warning(
+            "fault_injection_on",
+            error_ratio=settings.fault_error_ratio,
+            delay_ms=settings.fault_delay_ms,
+        )
 
 
 def when_ready(server: Any) -> None:

@@ -4,6 +4,7 @@ closes the database and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,7 @@ from service.data.cache import Cache
 from service.data.database import Database
 from service.data.downstream import DownstreamClient
 from service.server.body_limit import BodyLimitMiddleware
+from service.server.faults import FaultMiddleware
 from service.server.shutdown import GracefulShutdownManager
 from service.server.shutdown_middleware import ShutdownMiddleware
 from service.telemetry.dependency_spans import instrument_engine
@@ -78,31 +80,49 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         revision=settings.app_revision,
     )
     yield
-    await close_resources(database, cache, downstream)
+    await close_resources(database, cache, downstream, settings.shutdown_cleanup_seconds)
     app.state.shutdown.finish()
 
 
-async def close_bounded(name: str, close: Callable[[], Awaitable[None]]) -> None:
-    """One resource's close (each is bounded by its own timeout), logged as <name>_closed
-    or <name>_close_failed; a failure never keeps the next one open."""
+def budget_spent(cleanup_seconds: float) -> str:
+    return f"cut: SHUTDOWN_CLEANUP_SECONDS ({cleanup_seconds:g} s) spent"
+
+
+async def close_bounded(
+    name: str, close: Callable[[], Awaitable[None]], deadline: float, cleanup_seconds: float
+) -> None:
+    """One resource's close, bounded by its own timeout and by the cleanup's deadline;
+    logged as <name>_closed or <name>_close_failed; a failure never keeps the next one
+    open."""
+    budget = asyncio.timeout_at(deadline)
     try:
-        await close()
+        async with budget:
+            await close()
         log.info(f"{name}_closed")
     except Exception as exc:
-        log.error(f"{name}_close_failed", error=f"{type(exc).__name__}: {exc}")
+        cut = budget.expired()
+        error = budget_spent(cleanup_seconds) if cut else f"{type(exc).__name__}: {exc}"
+        log.error(f"{name}_close_failed", error=error)
 
 
 async def close_resources(
-    database: Database, cache: Cache | None, downstream: DownstreamClient | None = None
+    database: Database,
+    cache: Cache | None,
+    downstream: DownstreamClient | None = None,
+    cleanup_seconds: float = 5.0,
 ) -> None:
-    """Close the database pool, then Redis, then the downstream client; each bounded,
-    each logged."""
-    await close_bounded("database", database.close)
+    """Close the database pool, then Redis, then the downstream client, then flush spans;
+    each bounded by its own timeout, all by one deadline cleanup_seconds from now
+    (SHUTDOWN_CLEANUP_SECONDS); each logged."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + cleanup_seconds
+    await close_bounded("database", database.close, deadline, cleanup_seconds)
     if cache is not None:
-        await close_bounded("redis", cache.close)
+        await close_bounded("redis", cache.close, deadline, cleanup_seconds)
     if downstream is not None:
-        await close_bounded("downstream_client", downstream.close)
-    flush_tracing()
+        await close_bounded("downstream_client", downstream.close, deadline, cleanup_seconds)
+    if await flush_tracing(deadline - loop.time()) is False:
+        log.error("spans_flush_failed", error=budget_spent(cleanup_seconds))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -136,7 +156,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_error_handlers(app)
     # add_middleware wraps: the last added is the outermost, so the order is
     # Observability (span, then request id, metrics, access line) -> Shutdown ->
-    # BodyLimit -> routes (rejected requests are logged and traced).
+    # BodyLimit -> [Fault, only with FAULT_* set] -> routes (rejected requests are logged and
+    # traced).
+    if settings.faults_on:
+        app.add_middleware(
+            FaultMiddleware,
+            error_ratio=settings.fault_error_ratio,
+            delay_ms=settings.fault_delay_ms,
+            # The /api routes, for the template a faulted request is counted under.
+            routes=[
+                route
+                for router in (items_router, ping_router, demo_router, downstream_router)
+                for route in router.routes
+            ],
+        )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         ShutdownMiddleware,

@@ -14,7 +14,10 @@ replace them: ServerSpan (span.py) for the request's span, and LeanOTLPSpanExpor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -67,7 +70,34 @@ def setup_tracing(
     return provider
 
 
-def flush_tracing(timeout_ms: int = 1000) -> None:
-    """Export what is buffered, bounded; called last during shutdown."""
-    if _provider is not None:
-        _provider.force_flush(timeout_millis=timeout_ms)
+async def flush_tracing(timeout_s: float) -> bool | None:
+    """Export what is buffered, waiting at most timeout_s; called last during shutdown.
+    None: no TracerProvider; False: cut at timeout_s (or the export failed).
+
+    The SDK's force_flush ignores its timeout: it exports in the caller's thread, bounded
+    only by the exporter's own timeout and retries (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by
+    default), so a collector that accepts and never answers held the worker that long. It
+    runs in a daemon thread here, which the process's exit does not wait for."""
+    provider = _provider
+    if provider is None:
+        return None
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def settle(ok: bool) -> None:
+        if not done.done():  # cancelled when the wait below was cut
+            done.set_result(ok)
+
+    def run() -> None:
+        try:
+            ok = provider.force_flush()
+        except Exception:
+            ok = False
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, ok)
+
+    threading.Thread(target=run, name="span-flush", daemon=True).start()
+    try:
+        return await asyncio.wait_for(done, max(0.0, timeout_s))
+    except TimeoutError:
+        return False

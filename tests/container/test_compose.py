@@ -136,11 +136,12 @@ def test_compose_config_resolves(compose: Compose) -> None:
     environment = app["environment"]
     assert environment["GRACE_PERIOD_SECONDS"] == str(DEFAULT_GRACE_SECONDS)
     assert environment["SHUTDOWN_DELAY_SECONDS"] == str(DEFAULT_DELAY_SECONDS)
-    # stop_grace_period = delay + grace + the chart's cleanup budget (its T without preStop).
+    # stop_grace_period = delay + grace + the chart's cleanup budget + its 5 s margin (its T
+    # without preStop).
     cleanup = chart_cleanup_seconds()
     stop_s = duration_seconds(app["stop_grace_period"])
     if cleanup is not None:
-        assert stop_s == DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS + cleanup
+        assert stop_s == DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS + cleanup + 5
     assert stop_s > DEFAULT_DELAY_SECONDS + DEFAULT_GRACE_SECONDS
 
 

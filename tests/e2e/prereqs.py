@@ -5,7 +5,8 @@ make/e2e.mk does first): it prints the tool each name resolves to, or a line per
 tool saying how to install it, checks that the Docker daemon answers and, on Linux, that
 the inotify limits hold a 3-node kind cluster with followed logs (kind's known-issues
 page), that kind is v0.33.0 or later (`kind version`), that kubectl is within one minor
-version of E2E_NODE_IMAGE's Kubernetes (kubectl's version skew policy), and exits 1 on any
+version of E2E_NODE_IMAGE's Kubernetes (kubectl's version skew policy), that helm is 3 or
+4 (`helm version --short`: the flag of a rolled-back upgrade differs), and exits 1 on any
 problem. The checks themselves are pure
 functions, unit-tested in CI.
 """
@@ -22,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.e2e.helm_version import HelmVersionError, rollback_flag_of, version_output
+
 # How to get each tool, in the order `make e2e` needs them.
 INSTALL_HINTS: dict[str, str] = {
     "docker": "install Docker Engine (Linux) or Docker Desktop, then start it: "
@@ -31,8 +34,9 @@ INSTALL_HINTS: dict[str, str] = {
     "kubectl": "`make e2e-kubectl` installs the release of E2E_NODE_IMAGE's Kubernetes "
     "into .tools/bin (make e2e runs it first), or "
     "https://kubernetes.io/docs/tasks/tools/",
-    "helm": "`make tools` installs helm v3.19.0 into .tools/bin (make e2e does when "
-    "E2E_HELM is that one, the default), or https://helm.sh/docs/intro/install/",
+    "helm": "`make tools` installs helm v3.19.0 and v4.1.4 (helm4) into .tools/bin (make e2e "
+    "does when E2E_HELM is one of those; the default is .tools/bin/helm), or "
+    "https://helm.sh/docs/intro/install/",
 }
 
 
@@ -254,12 +258,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         skew = kubectl_skew_problem(kubectl.command, _kubectl_version(kubectl.path), node_image)
         if skew:
             found.append(skew)
+    helm = next((t for t in tools if t.name == "helm" and t.path), None)
+    notes: dict[str, str] = {}
+    if helm and helm.path:
+        try:
+            flag = rollback_flag_of(helm.command, version_output(helm.path))
+            notes["helm"] = f" (a failed upgrade rolls back with {flag})"
+        except HelmVersionError as exc:
+            found.append(str(exc))
     inotify = inotify_problem(read_inotify(Path(os.environ.get("E2E_INOTIFY_DIR") or INOTIFY_DIR)))
     if inotify:
         found.append(inotify)
     for tool in tools:
         if tool.path:
-            print(f"ok       {tool.name:<8} {tool.path}")
+            print(f"ok       {tool.name:<8} {tool.path}{notes.get(tool.name, '')}")
     for line in found:
         print(f"PROBLEM  {line}")
     if found:

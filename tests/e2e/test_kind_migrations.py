@@ -1,7 +1,8 @@
 """kind e2e: the chart's migration step. The install's hook Job migrated the e2e PostgreSQL
 to the code's head; a second `helm upgrade` runs the Job again and applies nothing; an
-upgrade whose migration cannot reach its database fails with --atomic before any pod is
-replaced, and the failed Job (kept) says which host in one line."""
+upgrade whose migration cannot reach its database fails with --atomic (helm 4:
+--rollback-on-failure) before any pod is replaced, and the failed Job (kept) says which host
+in one line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.e2e import logs, migrations
 from tests.e2e.cluster import Cluster, JobPodWatch
+from tests.e2e.helm_version import rollback_flag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 REPLICAS = 3
@@ -72,8 +74,9 @@ def test_a_failed_migration_stops_an_atomic_upgrade_before_any_pod_changes(
     pods_before = migrations.pod_template_hashes(cluster.pods())
     generation = cluster.deployment()["metadata"]["generation"]
     url = f"postgresql://app:e2e-only-password@{UNREACHABLE_HOST}/app"
+    flag = rollback_flag(s.helm)  # --atomic (helm 3) or --rollback-on-failure (helm 4)
     started = time.monotonic()
-    done = upgrade(cluster, "--atomic", "--set", f"secret.databaseUrl={url}")
+    done = upgrade(cluster, flag, "--set", f"secret.databaseUrl={url}")
     took = time.monotonic() - started
     assert done.returncode != 0, f"the upgrade passed with an unreachable database: {done.stdout}"
     # Nothing of the Deployment changed: same pods, same ReplicaSet, same generation.
@@ -93,5 +96,5 @@ def test_a_failed_migration_stops_an_atomic_upgrade_before_any_pod_changes(
         assert not parsed.bad_lines, logs.describe_bad_lines(pod, parsed)
         problems = migrations.failed_migration_problems(parsed.records, UNREACHABLE_HOST)
         assert not problems, f"{pod}: {problems}"
-    print(f"\nfailed migration: helm upgrade --atomic gave up after {took:.0f} s, no pod replaced")
+    print(f"\nfailed migration: helm upgrade {flag} gave up after {took:.0f} s, no pod replaced")
     cluster.wait_settled(REPLICAS)

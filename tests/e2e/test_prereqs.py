@@ -25,10 +25,13 @@ from tests.e2e.prereqs import (
 )
 
 
-def executable(path: Path) -> Path:
-    path.write_text("#!/bin/sh\nexit 0\n")
+def executable(path: Path, prints: str = "") -> Path:
+    path.write_text(f"#!/bin/sh\necho '{prints}'\nexit 0\n" if prints else "#!/bin/sh\nexit 0\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+HELM3 = "v3.19.0+g3d8990f"  # what `helm version --short` prints
 
 
 def test_parse_tools_keeps_order_and_bare_names() -> None:
@@ -111,7 +114,7 @@ def test_main_names_low_inotify_limits(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(prereqs, "INOTIFY_DIR", inotify_dir(tmp_path, 128, 1048576))
-    helm = executable(tmp_path / "helm")
+    helm = executable(tmp_path / "helm", HELM3)
     assert main([f"helm={helm}"]) == 1
     out = capsys.readouterr().out
     assert "PROBLEM  fs.inotify.max_user_instances is 128 (needs 512)" in out
@@ -123,11 +126,11 @@ def test_main_exits_1_naming_what_is_missing(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(prereqs, "INOTIFY_DIR", tmp_path / "no-inotify")
-    helm = executable(tmp_path / "helm")
+    helm = executable(tmp_path / "helm", HELM3)
     code = main([f"helm={helm}", "kind=kind-not-installed-here"])
     out = capsys.readouterr().out
     assert code == 1
-    assert f"ok       helm     {helm}" in out
+    assert f"ok       helm     {helm} (a failed upgrade rolls back with --atomic)" in out
     assert "PROBLEM  missing kind (kind-not-installed-here): install kind" in out
     assert main([f"helm={helm}"]) == 0
     assert os.environ["PATH"] == str(tmp_path)
@@ -230,3 +233,25 @@ def test_main_stops_on_an_old_kind(
     assert f"PROBLEM  kind v0.31.0 ({kind}) is older than v0.33.0" in capsys.readouterr().out
     kind.write_text("#!/bin/sh\necho 'kind v0.33.0 go1.24.2 linux/amd64'\n")
     assert main([f"kind={kind}"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("prints", "line"),
+    [
+        ("v4.1.4+g05fa379", "(a failed upgrade rolls back with --rollback-on-failure)"),
+        ("v2.17.0+ga690bad", "PROBLEM  cannot use helm"),
+    ],
+)
+def test_main_reads_the_helm_version(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prints: str,
+    line: str,
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(prereqs, "INOTIFY_DIR", tmp_path / "no-inotify")
+    helm = executable(tmp_path / "helm4", prints)
+    code = main([f"helm={helm}"])
+    assert line in capsys.readouterr().out
+    assert code == (0 if prints.startswith("v4") else 1)

@@ -280,6 +280,14 @@ def test_e2e_workflow_runs_make_e2e_and_uploads_logs_on_failure() -> None:
     (job,) = flow["jobs"].values()
     assert make_e2e["timeout-minutes"] + 10 <= job["timeout-minutes"]
     assert make_e2e["run"] == "make e2e E2E_KEEP=1"  # kept for the log step after a timeout
+    # Once with helm 3, once with helm 4 (tools/install-helm.sh installs both).
+    assert job["strategy"]["matrix"]["helm"] == ["helm", "helm4"]
+    assert job["strategy"]["fail-fast"] is False
+    assert job["env"]["E2E_HELM"] == ".tools/bin/${{ matrix.helm }}"
+    uploads = [s["with"]["name"] for s in all_steps if "upload-artifact" in s.get("uses", "")]
+    assert uploads and all(name.endswith("-${{ matrix.helm }}") for name in uploads), uploads
+    installs = " ".join(s.get("run", "") for s in all_steps)
+    assert "bash tools/install-helm.sh" in installs
     on_failure = [s for s in all_steps if s.get("if") == "failure()"]
     assert on_failure[0].get("run") == "test -d var/e2e/cluster-logs || make e2e-logs"
     assert on_failure[-1]["uses"].startswith("actions/upload-artifact@")
@@ -393,17 +401,20 @@ case "$(basename "$0") $1 $2" in
   "docker version "*) echo "linux/amd64" ;;
   "kind version "*) echo "kind v0.33.0 go1.24.2 linux/amd64" ;;
   "kubectl version --client") echo '{"clientVersion": {"major": "1", "minor": "34"}}' ;;
+  "helm version --short") echo "v3.19.0+g3d8990f" ;;
+  "helm4 version --short") echo "v4.1.4+g05fa379" ;;
 esac
 case "$(basename "$0") $*" in
-  "helm "*" upgrade --install "*) [ -z "${E2E_STUB_SLEEP:-}" ] || sleep "$E2E_STUB_SLEEP" ;;
+  "helm"*" upgrade --install "*) [ -z "${E2E_STUB_SLEEP:-}" ] || sleep "$E2E_STUB_SLEEP" ;;
 esac
 exit 0
 """.replace("IMAGE_ID", IMAGE_ID)
 
 
-def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
-    """`make e2e` with stand-ins for kind, docker, kubectl and helm (written to tmp_path/bin),
-    and inotify limits that pass the prerequisite check whatever this machine's are."""
+def stub_make(tmp_path: Path, artifacts: Path, *variables: str, helm: str = "helm") -> list[str]:
+    """`make e2e` with stand-ins for kind, docker, kubectl and helm (written to tmp_path/bin;
+    helm="helm4": one that says it is helm 4), and inotify limits that pass the
+    prerequisite check whatever this machine's are."""
     make = require_tool("make", "apt-get install make")
     inotify = tmp_path / "inotify"
     inotify.mkdir(exist_ok=True)
@@ -411,39 +422,45 @@ def stub_make(tmp_path: Path, artifacts: Path, *variables: str) -> list[str]:
     (inotify / "max_user_watches").write_text("1048576\n")
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
-    for name in ("kind", "docker", "kubectl", "helm"):
+    for name in ("kind", "docker", "kubectl", helm):
         (stubs / name).write_text(STUB)
         (stubs / name).chmod(0o755)
     tools = [f"KIND={stubs / 'kind'}", f"DOCKER={stubs / 'docker'}",
-             f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / 'helm'}"]  # fmt: skip
+             f"E2E_KUBECTL={stubs / 'kubectl'}", f"E2E_HELM={stubs / helm}"]  # fmt: skip
     settings = [f"E2E_ARTIFACTS={artifacts}", f"E2E_INOTIFY_DIR={inotify}"]
     return [make, "--no-print-directory", "e2e", *tools, *settings, *variables]
 
 
 @pytest.mark.timeout(MAKE_E2E_TIMEOUT_S + 60)  # make's own timeout first: it shows its output
+@pytest.mark.parametrize(
+    ("helm", "flag"), [("helm", "--atomic"), ("helm4", "--rollback-on-failure")]
+)
 def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
-    tmp_path: Path,
+    tmp_path: Path, helm: str, flag: str
 ) -> None:
-    """`make e2e` with stand-ins for kind, docker, kubectl and helm: the steps run in order;
-    the suite then fails (no cluster answers), so the logs are saved and the cluster that
-    make e2e created is deleted."""
+    """`make e2e` with stand-ins for kind, docker, kubectl and helm (3, or 4 as E2E_HELM):
+    the steps run in order; the suite then fails (no cluster answers), so the logs are saved
+    and the cluster that make e2e created is deleted."""
     artifacts = tmp_path / "artifacts"
     env = clean_env(
         E2E_STUB_DIR=str(tmp_path),
         KUBECONFIG=str(tmp_path / "no-kubeconfig"),
         E2E_POSTGRES_IMAGE="mirror.invalid/postgres:17-alpine",
     )
-    command = stub_make(tmp_path, artifacts)
+    command = stub_make(tmp_path, artifacts, helm=helm)
     done = run(command, env, timeout_s=MAKE_E2E_TIMEOUT_S)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
     assert "make e2e: e2e-test failed" in out and "e2e needs its kind cluster" in out, out
     calls = (tmp_path / "calls.log").read_text()
     assert f"E2E_KUBECTL={tmp_path}/bin/kubectl: yours" in out, out  # nothing downloaded
+    # The prerequisite check read the helm's version: the flag a failed upgrade rolls back with.
+    assert f"{tmp_path}/bin/{helm} (a failed upgrade rolls back with {flag})" in out, out
     expected = [
         "docker info",
         "kind version",
         "kubectl version --client -o json",
+        f"{helm} version --short",
         "kind get clusters",
         f"kind create cluster --name fastapi-app-e2e --config {artifacts}/kind-config.yaml",
         "docker port fastapi-app-e2e-control-plane 30080/tcp",
@@ -462,19 +479,19 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
         f"apply -f {artifacts}/backing-services.yaml",
         "wait --for=condition=Available deployment/postgres deployment/redis",
         "docker image inspect -f {{.Id}} fastapi-app:e2e",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install"
-        " fastapi-app-backend",
+        f"{helm} --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade"
+        " --install fastapi-app-backend",
         f"-f {artifacts}/values-backend.yaml",
         f"podAnnotations.fastapi-app/e2e-image-id={IMAGE_ID}",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade --install"
-        " fastapi-app ",
+        f"{helm} --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e upgrade"
+        " --install fastapi-app ",
         f"-f {artifacts}/values-frontend.yaml",
         f"podAnnotations.fastapi-app/e2e-image-id={IMAGE_ID}",
         "patch service fastapi-app",
         "rollout status deployment/fastapi-app",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test"
+        f"{helm} --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test"
         " fastapi-app-backend",
-        "helm --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app ",
+        f"{helm} --kube-context kind-fastapi-app-e2e --namespace fastapi-app-e2e test fastapi-app ",
         "kind export logs",
         "get events -A",
         "kind delete cluster --name fastapi-app-e2e",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -205,3 +206,68 @@ def test_admin_shutdown_needs_the_token_and_the_admin_listener(
     assert accepted.status_code == 202
     assert service.wait(30) == 0
     wait_for(lambda: bool(service.events("shutdown_complete")), 5, what="shutdown_complete")
+
+
+class SilentCollector:
+    """An OTLP endpoint that accepts connections and never answers: a span export to it
+    hangs until the exporter's own timeout."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.server.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def silent_collector() -> Iterator[SilentCollector]:
+    collector = SilentCollector()
+    yield collector
+    collector.close()
+
+
+def test_a_hung_cleanup_step_is_cut_at_shutdown_cleanup_seconds(
+    start_service: StartService, silent_collector: SilentCollector
+) -> None:
+    """The span flush hangs on a collector that never answers (60 s exporter timeout): the
+    cleanup is cut at SHUTDOWN_CLEANUP_SECONDS and the worker still exits on its own, before
+    Gunicorn's graceful timeout (G + C + 2) would kill it."""
+    grace, cleanup = 1, 2
+    service = start_service(
+        {
+            "GRACE_PERIOD_SECONDS": str(grace),
+            "SHUTDOWN_CLEANUP_SECONDS": str(cleanup),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{silent_collector.port}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "60",
+        }
+    )
+    for _ in range(3):  # spans buffered for the flush
+        assert httpx.get(f"{service.url}/api/ping").status_code == 200
+    sent = time.monotonic()
+    service.signal(signal.SIGTERM)
+    assert service.wait(30) == 0
+    elapsed = time.monotonic() - sent
+    assert elapsed < grace + cleanup + 2, elapsed  # Gunicorn's graceful_timeout
+    assert silent_collector.connections, "the flush never reached the collector"
+    records = service.records()
+    messages = [r["message"] for r in records]
+    (failed,) = service.events("spans_flush_failed")
+    assert failed["error"] == f"cut: SHUTDOWN_CLEANUP_SECONDS ({cleanup} s) spent"
+    assert messages.index("database_closed") < messages.index("spans_flush_failed")
+    (complete,) = service.events("shutdown_complete")
+    # Cut at the deadline, not before it: the drain (nothing in flight) took next to nothing.
+    assert complete["elapsed_seconds"] >= cleanup, complete
+    assert messages.index("spans_flush_failed") < messages.index("shutdown_complete")
+    assert not any("SIGKILL" in r.get("detail", "") for r in records)

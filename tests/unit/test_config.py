@@ -148,3 +148,14 @@ def test_downstream_limits_and_baggage_keys() -> None:
     ):
         with pytest.raises(SettingsError, match=f"^invalid environment variable {name}: "):
             load_settings({name: value})
+
+
+def test_shutdown_cleanup_seconds_is_one_deadline_of_1_to_300_s() -> None:
+    assert load_settings({}).shutdown_cleanup_seconds == 5.0  # what the chart's C defaults to
+    assert load_settings({"SHUTDOWN_CLEANUP_SECONDS": "12.5"}).shutdown_cleanup_seconds == 12.5
+    # Below 1 s every close would be cut; above 300 s is no shutdown budget but a typo.
+    for bad in ("0", "0.5", "-1", "301", "soon"):
+        with pytest.raises(
+            SettingsError, match=r"^invalid environment variable SHUTDOWN_CLEANUP_SECONDS: "
+        ):
+            load_settings({"SHUTDOWN_CLEANUP_SECONDS": bad})

@@ -36,8 +36,11 @@ def test_settings_drive_gunicorn() -> None:
     assert loaded["bind"] == ["0.0.0.0:9001"]  # no admin listener without ADMIN_TOKEN
     assert loaded["workers"] == 3
     assert loaded["worker_class"] == "service.server.worker.GracefulUvicornWorker"
-    # G + cleanup budget (5) + margin (2): Gunicorn's SIGKILL comes after the cleanup.
+    # G + cleanup budget (SHUTDOWN_CLEANUP_SECONDS, 5) + margin (2): Gunicorn's SIGKILL
+    # comes after the cleanup.
     assert loaded["graceful_timeout"] == 19
+    longer = conf({"GRACE_PERIOD_SECONDS": "12", "SHUTDOWN_CLEANUP_SECONDS": "8.5"})
+    assert longer["graceful_timeout"] == 12 + 9 + 2
     assert loaded["control_socket_disable"] is True
 
 
