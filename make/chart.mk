@@ -35,10 +35,14 @@ $(README_GENERATOR): package.json package-lock.json
 chart-docs: $(README_GENERATOR) ## regenerate the Parameters tables of the chart README from values.yaml
 	$(README_GENERATOR) --values $(CHART)/values.yaml --readme $(CHART)/README.md
 
+# The checks skipped on purpose, with their reasons: deploy/checkov.yaml.
+CHECKOV_CONFIG := deploy/checkov.yaml
+
 chart-checkov: $(HELM) $(TOOLS_BIN)/checkov ## checkov on the chart with the default and production values
-	PATH="$(CURDIR)/$(TOOLS_BIN):$$PATH" $(TOOLS_BIN)/checkov -d $(CHART) --framework helm --skip-download --compact --quiet
 	PATH="$(CURDIR)/$(TOOLS_BIN):$$PATH" $(TOOLS_BIN)/checkov -d $(CHART) --framework helm --skip-download --compact --quiet \
-		--var-file $(CHART)/ci/production-values.yaml
+		--config-file $(CHECKOV_CONFIG)
+	PATH="$(CURDIR)/$(TOOLS_BIN):$$PATH" $(TOOLS_BIN)/checkov -d $(CHART) --framework helm --skip-download --compact --quiet \
+		--config-file $(CHECKOV_CONFIG) --var-file $(CHART)/ci/production-values.yaml
 
 chart-test: venv tools ## the chart tests (pytest -m chart)
 	$(BIN)/pytest -m chart

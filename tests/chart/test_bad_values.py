@@ -33,9 +33,14 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     ("negative preStop", {"shutdown": {"preStopSeconds": -5}}, ["/shutdown/preStopSeconds"]),
     (
-        "cleanup below the app's budget + Gunicorn's margin",
-        {"shutdown": {"cleanupSeconds": 6}},
+        "no cleanup budget (the app refuses SHUTDOWN_CLEANUP_SECONDS below 1)",
+        {"shutdown": {"cleanupSeconds": 0}},
         ["/shutdown/cleanupSeconds", "minimum"],
+    ),
+    (
+        "cleanup budget above the app's 300 s",
+        {"shutdown": {"cleanupSeconds": 301}},
+        ["/shutdown/cleanupSeconds", "maximum"],
     ),
     (
         "string for a number",
@@ -66,11 +71,12 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("env var without a name", {"extraEnv": [{"value": "x"}]}, ["/extraEnv/0", "name"]),
     ("bad percentage", {"rollout": {"maxSurge": "lots"}}, ["/rollout/maxSurge"]),
     (
-        "T below P + G + C",
-        {"terminationGracePeriodSeconds": 20},
+        "T below P + G + C + margin",
+        {"terminationGracePeriodSeconds": 44},
         [
-            "terminationGracePeriodSeconds (20) is below shutdown.preStopSeconds + "
-            "shutdown.gracePeriodSeconds + shutdown.cleanupSeconds = 5 + 30 + 10 = 45",
+            "terminationGracePeriodSeconds (44) is below shutdown.preStopSeconds + "
+            "shutdown.gracePeriodSeconds + shutdown.cleanupSeconds + 5 s margin = "
+            "5 + 30 + 5 + 5 = 45",
             "set terminationGracePeriodSeconds to at least 45",
         ],
     ),

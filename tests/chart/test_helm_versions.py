@@ -47,7 +47,7 @@ def test_failures_and_optional_objects_render_identically(values: dict[str, Any]
 @given(
     p=st.integers(0, 60),
     g=st.integers(0, 120),
-    c=st.integers(7, 30),
+    c=st.integers(1, 30),
     kube_version=st.sampled_from(KUBE_VERSIONS),
     autoscaling=st.booleans(),
 )

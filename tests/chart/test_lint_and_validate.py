@@ -37,6 +37,7 @@ EXPECTED_VARIANTS = {
     "production-extensions",
     "native-sidecar",
     "gitops",
+    "migrations-extensions",
 }
 
 

@@ -137,8 +137,9 @@ def test_the_job_runs_as_locked_down_as_the_app() -> None:
     assert pod["volumes"] == app_pod["volumes"][:1]
     for key in ("nodeSelector", "tolerations", "affinity"):
         assert pod[key] == app_pod[key], key
-    # No chart ServiceAccount (it does not exist at pre-install) and no token.
-    assert "serviceAccountName" not in pod
+    # The namespace's default, not the chart's ServiceAccount (it does not exist at
+    # pre-install; tests/chart/test_migration_extensions.py), and no token.
+    assert pod["serviceAccountName"] == "default"
     assert pod["automountServiceAccountToken"] is False
 
 

@@ -184,3 +184,99 @@ def test_cut_requests_alert(tmp_path: Path) -> None:
             }
         ],
     )
+
+
+FAST_BURN = "FastapiAppErrorBudgetFastBurn"
+SLOW_BURN = "FastapiAppErrorBudgetSlowBurn"
+SLO_LABELS = {"job": f"{FULLNAME}-metrics", "namespace": "default", "slo": "availability"}
+
+
+def requests_series(errors: str, successes: str) -> list[dict[str, str]]:
+    """Request counters of this release (promtool's expanding notation, one sample a minute)
+    answering 500 and 200; another release's requests, all failing, are never counted."""
+    name = "http_server_request_duration_seconds_count"
+    labels = f'{SERIES},http_request_method="GET",http_route="/api/ping"'
+    other = 'job="other-metrics",namespace="default",http_route="/api/ping"'
+    return [
+        {"series": f'{name}{{{labels},http_response_status_code="500"}}', "values": errors},
+        {"series": f'{name}{{{labels},http_response_status_code="200"}}', "values": successes},
+        {"series": f'{name}{{{other},http_response_status_code="500"}}', "values": "0+100x400"},
+    ]
+
+
+def burn(alert: str, at: str, ratio: str, severity: str) -> dict[str, Any]:
+    factor, long, short, spent = (
+        ("14.4", "1h", "5m", "2%") if alert == FAST_BURN else ("6", "6h", "30m", "5%")
+    )
+    return firing(
+        alert,
+        at,
+        {**SLO_LABELS, "severity": severity},
+        {
+            "summary": f"{FULLNAME}: the error budget of the 0.999 availability SLO burns "
+            f"{factor}x too fast",
+            "description": f"{ratio} of the requests answered 5xx over the last {long} (and "
+            f"still over {short}): at this rate {spent} of a 30-day error budget goes in {long}.",
+        },
+    )
+
+
+def test_slo_burn_rate_alerts(tmp_path: Path) -> None:
+    """SLO 99.9 %: the budget is 0.1 % of requests. The fast alert needs 1.44 % over 1h and 5m,
+    the slow one 0.6 % over 6h and 30m."""
+    groups = rule_groups({"slo": {"availability": 0.999}})
+    record = "namespace_job:http_server_request_errors:ratio_rate"
+    assert [rule.get("record") for rule in groups[1]["rules"][:4]] == [
+        f"{record}{window}" for window in ("5m", "30m", "1h", "6h")
+    ]
+    promtool_test(
+        tmp_path,
+        groups,
+        [
+            {
+                # Fast burn: 10 % fail for 30 minutes, then none. Both alerts fire; the fast
+                # one stops 5 minutes after the errors (its short window), though the 1h
+                # ratio is still far above its threshold.
+                "interval": "1m",
+                "input_series": requests_series("0+100x30 3000+0x60", "0+900x90"),
+                "alert_rule_test": [
+                    burn(FAST_BURN, "10m", "10%", "critical"),
+                    burn(SLOW_BURN, "10m", "10%", "warning"),
+                    silent(FAST_BURN, "40m"),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"{record}1h",
+                        "eval_time": "40m",
+                        "exp_samples": [
+                            {
+                                "labels": f'{record}1h{{job="{FULLNAME}-metrics",'
+                                'namespace="default"}',
+                                "value": 3000 / (3000 + 900 * 40),  # 7.7 %
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                # Slow burn: 1 % fail for 6 hours (10x the budget): only the slow alert.
+                "interval": "1m",
+                "input_series": requests_series("0+10x400", "0+990x400"),
+                "alert_rule_test": [
+                    silent(FAST_BURN, "6h"),
+                    burn(SLOW_BURN, "6h", "1%", "warning"),
+                ],
+            },
+            {
+                # Healthy: 0.05 % fail (half the budget): neither alert, ever.
+                "interval": "1m",
+                "input_series": requests_series("0+1x400", "0+1999x400"),
+                "alert_rule_test": [
+                    silent(FAST_BURN, "10m"),
+                    silent(SLOW_BURN, "10m"),
+                    silent(FAST_BURN, "6h"),
+                    silent(SLOW_BURN, "6h"),
+                ],
+            },
+        ],
+    )

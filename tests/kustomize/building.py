@@ -154,19 +154,12 @@ def _labels(labels: dict[str, str] | None, ignore: Iterable[str]) -> dict[str, s
 
 
 def _annotations(annotations: dict[str, str] | None) -> dict[str, Any]:
-    """Annotations without checksums; checkov skips reduced to the set of skipped check ids
-    (the reasons are worded for each tool; CKV_K8S_21 is dropped on purpose, see the script)."""
-    out: dict[str, Any] = {}
-    skips: set[str] = set()
-    for key, value in (annotations or {}).items():
-        if key.startswith(kustomize_sync.CHECKOV_PREFIX):
-            skips.add(value.split("=", 1)[0])
-        elif not key.startswith(kustomize_sync.CHECKSUM_PREFIX):
-            out[key] = value
-    skips -= kustomize_sync.DROPPED_SKIPS
-    if skips:
-        out["checkov-skips"] = sorted(skips)
-    return out
+    """Annotations without checksums."""
+    return {
+        key: value
+        for key, value in (annotations or {}).items()
+        if not key.startswith(kustomize_sync.CHECKSUM_PREFIX)
+    }
 
 
 def normalise(

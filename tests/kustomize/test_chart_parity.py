@@ -165,8 +165,8 @@ MUTATIONS: dict[str, tuple[Callable[[list[Manifest]], None], str]] = {
     ),
     "other env": (lambda o: _set(_config(o), "WEB_CONCURRENCY", "4"), "data.WEB_CONCURRENCY"),
     "secret env": (
-        lambda o: _set(_app(o)["env"][2]["valueFrom"]["secretKeyRef"], "optional", True),
-        "env[2].valueFrom.secretKeyRef.optional",
+        lambda o: _set(_app(o)["env"][3]["valueFrom"]["secretKeyRef"], "optional", True),
+        "env[3].valueFrom.secretKeyRef.optional",
     ),
     "shutdown env": (
         lambda o: _set(_app(o)["env"][0], "value", "29"),

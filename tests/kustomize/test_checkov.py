@@ -1,6 +1,8 @@
-"""checkov's kubernetes checks find nothing in the renderings; each skipped check carries a
-written reason (an annotation on the object, generated from the chart's list) and is listed
-in deploy/kustomize/README.md. The base alone is scanned without CKV_K8S_21 (see below)."""
+"""checkov's kubernetes checks find nothing in the renderings, with the skips of
+deploy/checkov.yaml (the chart's list, each with its written reason, none on the objects)
+only where a rendering needs them: the base with all of them; the overlays set a namespace
+(CKV_K8S_21 runs) and have no helm test pod (the probe checks run); prod pins its image by
+digest and has NetworkPolicies (CKV_K8S_43 and CKV2_K8S_6 run)."""
 
 from __future__ import annotations
 
@@ -11,21 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.kustomize.building import KUSTOMIZE_DIR, OVERLAYS, rendering
 from tests.support import require_tool
-from tools.kustomize_sync import SKIP_REASONS
 from tools.testbed.support import REPO_ROOT
 
 pytestmark = pytest.mark.chart
 
-# Skipped only when scanning the base by itself, with this reason:
-BASE_ONLY_SKIPS = {
-    "CKV_K8S_21": "The base has no namespace on purpose: it is never applied alone, and each"
-    " overlay sets one (the overlays are scanned with this check on).",
-}
-# checkov skips the chart keeps and the overlays must pass instead.
-PROD_PASSES = {"CKV_K8S_43", "CKV2_K8S_6"}
+CONFIG = REPO_ROOT / "deploy/checkov.yaml"
+# The config's skips each scan runs anyway (they must pass there).
+RUNS_ON_OVERLAYS = {"CKV_K8S_21", "CKV_K8S_8", "CKV_K8S_9"}
+RUNS_ON_PROD = RUNS_ON_OVERLAYS | {"CKV_K8S_43", "CKV2_K8S_6"}
+
+
+def config_skips() -> set[str]:
+    return set(yaml.safe_load(CONFIG.read_text())["skip-check"])
 
 
 def start_checkov(folder: Path, skip: set[str]) -> subprocess.Popen[str]:
@@ -61,43 +64,40 @@ def failures(data: dict[str, Any]) -> list[str]:
 
 
 def test_checkov_finds_no_failed_check(tmp_path: Path) -> None:
-    base_dir, overlay_dir = tmp_path / "base", tmp_path / "overlays"
-    base_dir.mkdir()
-    overlay_dir.mkdir()
-    (base_dir / "base.yaml").write_text(rendering("base").stdout)
-    for name in OVERLAYS:
-        (overlay_dir / f"{name}.yaml").write_text(rendering(name).stdout)
-    # The two scans run side by side (checkov spends most of its time starting up).
-    base_proc = start_checkov(base_dir, set(BASE_ONLY_SKIPS))
-    overlay_proc = start_checkov(overlay_dir, set())
-    base, overlays = report(base_proc), report(overlay_proc)
+    skips = config_skips()
+    assert skips >= RUNS_ON_PROD
+    folders = {"base": ["base"], "dev": [n for n in OVERLAYS if n != "prod"], "prod": ["prod"]}
+    assert folders["dev"], OVERLAYS
+    runs: dict[str, set[str]] = {"base": set(), "dev": RUNS_ON_OVERLAYS, "prod": RUNS_ON_PROD}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    for scan, names in folders.items():
+        folder = tmp_path / scan
+        folder.mkdir()
+        for name in names:
+            (folder / f"{name}.yaml").write_text(rendering(name).stdout)
+        # The scans run side by side (checkov spends most of its time starting up).
+        procs[scan] = start_checkov(folder, skips - runs[scan])
+    reports = {scan: report(proc) for scan, proc in procs.items()}
 
-    for data in (base, overlays):
+    for data in reports.values():
         assert data["summary"]["failed"] == 0, "\n".join(failures(data))
         assert data["summary"]["parsing_errors"] == 0
+        # Skipped by the command line, never by an annotation on an object.
+        assert data["summary"]["skipped"] == 0
     # Everything really was scanned.
-    assert base["summary"]["resource_count"] >= 6, base["summary"]
-    assert overlays["summary"]["resource_count"] >= 14, overlays["summary"]
-    assert overlays["summary"]["passed"] >= 150, overlays["summary"]
+    assert reports["base"]["summary"]["resource_count"] >= 6, reports["base"]["summary"]
+    overlays = sum(reports[s]["summary"]["resource_count"] for s in ("dev", "prod"))
+    assert overlays >= 14
+    assert reports["dev"]["summary"]["passed"] + reports["prod"]["summary"]["passed"] >= 150
+
+    # The checks the config skips ran (and passed) where the rendering does not need the skip.
+    for scan in ("dev", "prod"):
+        passed = {c["check_id"] for c in reports[scan]["results"]["passed_checks"]}
+        assert passed >= runs[scan], (scan, sorted(runs[scan] - passed))
 
     readme = (KUSTOMIZE_DIR / "README.md").read_text()
-    for data in (base, overlays):
-        for check in data["results"]["skipped_checks"]:
-            assert check["check_id"] in SKIP_REASONS, check["check_id"]
-            reason = check["check_result"].get("suppress_comment", "")
-            assert reason == SKIP_REASONS[check["check_id"]], check
-            assert check["check_id"] in readme, f"{check['check_id']} not listed in the README"
-    for check_id in BASE_ONLY_SKIPS:
-        assert check_id in readme
-
-    # The namespace check runs (and passes) on every overlay object it applies to.
-    passed = overlays["results"]["passed_checks"]
-    assert any(c["check_id"] == "CKV_K8S_21" for c in passed)
-    # prod pins its image by digest and has a NetworkPolicy: those checks pass there, unskipped.
-    prod_passed = {c["check_id"] for c in passed if Path(c["file_path"]).name == "prod.yaml"}
-    prod_skipped = {
-        c["check_id"]
-        for c in overlays["results"]["skipped_checks"]
-        if Path(c["file_path"]).name == "prod.yaml"
-    }
-    assert prod_passed >= PROD_PASSES and not prod_skipped & PROD_PASSES
+    for check_id in skips:
+        assert check_id in readme, f"{check_id} not listed in deploy/kustomize/README.md"
+    # No checkov annotation on any object, base or overlay.
+    for name in ["base", *OVERLAYS]:
+        assert "checkov.io" not in rendering(name).stdout, name

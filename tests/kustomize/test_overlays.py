@@ -272,7 +272,7 @@ def test_an_unfilled_prod_secret_stops_the_app_with_a_message() -> None:
 
 def test_kustomize_files_pass_yamllint() -> None:
     yamllint = require_tool("yamllint", "pip install yamllint (requirements-dev.txt)")
-    # The generated files carry checkov reasons on one line each; the rest keeps to 120.
+    # The generated files keep helm's long lines; the rest keeps to 120.
     config = (
         "{extends: default, rules: {document-start: disable,"
         " comments: {min-spaces-from-content: 1},"

@@ -1,6 +1,7 @@
 """The shutdown arithmetic holds in the base, every overlay and the preStop component:
-terminationGracePeriodSeconds T >= preStop P + grace G + cleanup C with the chart's numbers,
-and the app is told G (GRACE_PERIOD_SECONDS, from the ConfigMap its envFrom names).
+terminationGracePeriodSeconds T >= preStop P + grace G + cleanup C + the 5 s margin with the
+chart's numbers, and the app is told G and C (GRACE_PERIOD_SECONDS, SHUTDOWN_CLEANUP_SECONDS,
+in the pod spec beside T).
 The generator carries any numbers the chart is given, not only the defaults (property test)."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tools import kustomize_sync
 
 pytestmark = pytest.mark.chart
 
-# The chart's schema sets the floor of C (cleanup budget and margin); follow it.
+# The chart's schema sets the floor of C (the app's cleanup budget); follow it.
 _SCHEMA = json.loads((kustomize_sync.CHART_DIR / "values.schema.json").read_text())
 MIN_CLEANUP_SECONDS = int(
     _SCHEMA["properties"]["shutdown"]["properties"]["cleanupSeconds"]["minimum"]
@@ -37,11 +38,18 @@ MIN_CLEANUP_SECONDS = int(
 
 # Variables that steer the drain: set in the pod spec beside T, never in the ConfigMap (a
 # ConfigMap is shared by old and new pods; each pod must run the G of its own T).
-SHUTDOWN_ENV = {"GRACE_PERIOD_SECONDS", "SHUTDOWN_DELAY_SECONDS", "RETRY_AFTER_SECONDS"}
+SHUTDOWN_ENV = {
+    "GRACE_PERIOD_SECONDS",
+    "SHUTDOWN_CLEANUP_SECONDS",
+    "SHUTDOWN_DELAY_SECONDS",
+    "RETRY_AFTER_SECONDS",
+}
+# After P + G + C (the chart's fastapi-app.shutdownMarginSeconds).
+MARGIN = 5
 
 
-def timeline(result: Result) -> tuple[int, int, int, int]:
-    """(P, G, T, delay) as the rendering carries them."""
+def timeline(result: Result) -> tuple[int, int, int, int, int]:
+    """(P, G, C, T, delay) as the rendering carries them."""
     (deployment,) = result.find("Deployment")
     container = app_container(deployment)
     pre_stop = container.get("lifecycle", {}).get("preStop")
@@ -58,7 +66,8 @@ def timeline(result: Result) -> tuple[int, int, int, int]:
     assert not in_config, f"the ConfigMap carries {in_config}: they belong in the pod spec"
     env = kustomize_sync.pod_env(deployment)
     t = int(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
-    return p, int(env["GRACE_PERIOD_SECONDS"]), t, int(env["SHUTDOWN_DELAY_SECONDS"])
+    g, c = int(env["GRACE_PERIOD_SECONDS"]), int(env["SHUTDOWN_CLEANUP_SECONDS"])
+    return p, g, c, t, int(env["SHUTDOWN_DELAY_SECONDS"])
 
 
 def chart_numbers() -> dict[str, int]:
@@ -69,7 +78,7 @@ def chart_numbers() -> dict[str, int]:
         "G": int(shutdown["gracePeriodSeconds"]),
         "C": int(shutdown["cleanupSeconds"]),
     }
-    numbers["T"] = numbers["P"] + numbers["G"] + numbers["C"]
+    numbers["T"] = numbers["P"] + numbers["G"] + numbers["C"] + MARGIN
     return numbers
 
 
@@ -83,9 +92,9 @@ def with_component(tmp_path: Path, overlay: str) -> Result:
 
 
 def check(result: Result, want: dict[str, int]) -> None:
-    p, g, t, delay = timeline(result)
-    assert t >= p + g + want["C"], f"T={t} < P+G+C = {p}+{g}+{want['C']}"
-    assert (p, g, t) == (want["P"], want["G"], want["T"])
+    p, g, c, t, delay = timeline(result)
+    assert t >= p + g + c + MARGIN, f"T={t} < P+G+C+{MARGIN} = {p}+{g}+{c}+{MARGIN}"
+    assert (p, g, c, t) == (want["P"], want["G"], want["C"], want["T"])
     assert delay <= g
 
 
@@ -118,7 +127,7 @@ def test_the_generator_carries_any_shutdown_numbers(
 ) -> None:
     """Whatever P, G, C (and T override) the chart is given, the generated base carries them."""
     tmp = tmp_path_factory.mktemp("numbers")
-    t = None if t_extra is None else p + g + c + t_extra
+    t = None if t_extra is None else p + g + c + MARGIN + t_extra
     values: dict[str, Any] = {
         "shutdown": {"preStopSeconds": p, "gracePeriodSeconds": g, "cleanupSeconds": c},
         "terminationGracePeriodSeconds": t,
@@ -128,7 +137,7 @@ def test_the_generator_carries_any_shutdown_numbers(
     files = kustomize_sync.generate(helm(), (kustomize_sync.VALUES_FILE, values_file))
     tree = copy_tree(tmp)
     kustomize_sync.write(files, tree)
-    want = {"P": p, "G": g, "C": c, "T": p + g + c if t is None else t}
+    want = {"P": p, "G": g, "C": c, "T": p + g + c + MARGIN if t is None else t}
     check(build_copy(tree / "base"), want)
     (tree / "check").mkdir()
     (tree / "check/kustomization.yaml").write_text(

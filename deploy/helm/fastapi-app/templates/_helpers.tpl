@@ -37,9 +37,13 @@ rendered twice; fastapi-app.validateValues.userLabels refuses a changed selector
 {{- toYaml (merge $chart (deepCopy .Values.commonLabels)) }}
 {{- end }}
 
-{{/* Labels of the pods: the objects' labels over podLabels (the chart's win). */}}
+{{/*
+Labels of the pods: the objects' labels over podLabels (the chart's win), without
+helm.sh/chart: a pod template carries only what changes with what runs, so a new chart
+version with the same values rolls no pod (and renames no migration Job).
+*/}}
 {{- define "fastapi-app.podLabels" -}}
-{{- toYaml (merge (include "fastapi-app.labels" . | fromYaml) (deepCopy .Values.podLabels)) }}
+{{- toYaml (omit (merge (include "fastapi-app.labels" . | fromYaml) (deepCopy .Values.podLabels)) "helm.sh/chart") }}
 {{- end }}
 
 {{/* Labels the chart puts on every object it renders. */}}
@@ -50,18 +54,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-An object's `annotations:` block, or nothing: checkov skips (a list of IDs for
-fastapi-app.checkovSkips), then the object's own annotations over commonAnnotations.
-Call with (dict "ctx" $ "skips" (list ...) "own" .Values.x.annotations).
+An object's `annotations:` block, or nothing: the object's own annotations over
+commonAnnotations. Call with (dict "ctx" $ "own" .Values.x.annotations). checkov's skipped
+checks are in deploy/checkov.yaml, never on the objects.
 */}}
 {{- define "fastapi-app.annotations" -}}
-{{- $lines := list }}
-{{- with .skips }}{{ $lines = append $lines (include "fastapi-app.checkovSkips" .) }}{{ end }}
-{{- $own := merge (deepCopy (.own | default dict)) (deepCopy .ctx.Values.commonAnnotations) }}
-{{- with $own }}{{ $lines = append $lines (toYaml .) }}{{ end }}
-{{- if $lines -}}
+{{- with merge (deepCopy (.own | default dict)) (deepCopy .ctx.Values.commonAnnotations) -}}
 annotations:
-  {{- join "\n" $lines | nindent 2 }}
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
@@ -199,6 +199,8 @@ instance); instance and component migrate select it for the migration NetworkPol
 {{- $_ := set $labels "app.kubernetes.io/instance" .Release.Name }}
 {{- $_ := set $labels "app.kubernetes.io/component" "migrate" }}
 {{- $_ := unset $labels "app.kubernetes.io/name" }}
+{{- /* No helm.sh/chart, as on the app's pods (fastapi-app.podLabels). */}}
+{{- $_ := unset $labels "helm.sh/chart" }}
 {{- toYaml $labels }}
 {{- end }}
 
@@ -235,13 +237,28 @@ that the chart's own Secret does not exist yet at pre-install: the hook Secret
 {{- end }}
 
 {{/*
-The shutdown numbers the app reads (G, the drain delay, Retry-After), as YAML {NAME: value}.
+The migration Job's ServiceAccount: migrations.serviceAccountName, else the app's. Except as
+a hook (migrations.useHelmHooks) with serviceAccount.create: the chart's ServiceAccount is a
+release object, created only after the pre-install hooks, so the Job runs as the namespace's
+default (fastapi-app.validateValues.migrationServiceAccount refuses naming the chart's own).
+Without hooks the chart's ServiceAccount is applied with the Job (Argo CD: sync wave -1).
+*/}}
+{{- define "fastapi-app.migrationServiceAccountName" -}}
+{{- $m := .Values.migrations }}
+{{- if $m.serviceAccountName }}{{ $m.serviceAccountName }}
+{{- else if and $m.useHelmHooks .Values.serviceAccount.create }}default
+{{- else }}{{ include "fastapi-app.serviceAccountName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The shutdown numbers the app reads (G, C, the drain delay, Retry-After), as YAML {NAME: value}.
 They are set in the pod spec's env, next to terminationGracePeriodSeconds, so every pod runs
-the G that matches its own T (a ConfigMap is shared by the old and the new pods of a rollout).
+the G and C that match its own T (a ConfigMap is shared by the old and the new pods of a rollout).
 */}}
 {{- define "fastapi-app.shutdownEnv" -}}
 {{- $sd := .Values.shutdown }}
-{{- $env := dict "GRACE_PERIOD_SECONDS" (toString (int $sd.gracePeriodSeconds)) "SHUTDOWN_DELAY_SECONDS" (toString (int $sd.delaySeconds)) }}
+{{- $env := dict "GRACE_PERIOD_SECONDS" (toString (int $sd.gracePeriodSeconds)) "SHUTDOWN_CLEANUP_SECONDS" (toString (int $sd.cleanupSeconds)) "SHUTDOWN_DELAY_SECONDS" (toString (int $sd.delaySeconds)) }}
 {{- if not (kindIs "invalid" $sd.retryAfterSeconds) }}
 {{- $_ := set $env "RETRY_AFTER_SECONDS" (toString (int $sd.retryAfterSeconds)) }}
 {{- end }}
@@ -284,15 +301,21 @@ the G that matches its own T (a ConfigMap is shared by the old and the new pods 
 
 {{/*
 T, the pod's terminationGracePeriodSeconds. It must cover the whole timeline:
-preStop sleep (P) + the app's drain (G) + cleanup and margin (C). An explicit
-terminationGracePeriodSeconds may raise it, never lower it (fastapi-app.validateValues
-refuses a lower one).
+preStop sleep (P) + the app's drain (G) + its cleanup (C, SHUTDOWN_CLEANUP_SECONDS) + the
+margin (shutdownMarginSeconds). An explicit terminationGracePeriodSeconds may raise it,
+never lower it (fastapi-app.validateValues refuses a lower one).
 */}}
 {{- define "fastapi-app.terminationGracePeriodSeconds" -}}
-{{- $sum := add (int .Values.shutdown.preStopSeconds) (int .Values.shutdown.gracePeriodSeconds) (int .Values.shutdown.cleanupSeconds) }}
+{{- $sum := add (int .Values.shutdown.preStopSeconds) (int .Values.shutdown.gracePeriodSeconds) (int .Values.shutdown.cleanupSeconds) (include "fastapi-app.shutdownMarginSeconds" . | int) }}
 {{- $t := .Values.terminationGracePeriodSeconds }}
 {{- if kindIs "invalid" $t }}{{ $sum }}{{ else }}{{ int $t }}{{ end }}
 {{- end }}
+
+{{/*
+After P + G + C: Gunicorn's own 2 s (requests still running cancelled, the workers' exit),
+the master's exit, and native sidecars, which the kubelet stops once the app has exited.
+*/}}
+{{- define "fastapi-app.shutdownMarginSeconds" -}}5{{- end }}
 
 {{/* preStop form for this cluster: sleepAction (Kubernetes >= 1.30) or exec (the image's python sleeps: it has no `sleep`). */}}
 {{- define "fastapi-app.preStopForm" -}}
@@ -347,6 +370,7 @@ user sees all problems in one run. Every template that depends on these values i
   "rolloutProgress"
   "autoscalingRange"
   "autoscalingTarget"
+  "autoscalingBehavior"
   "ingressHosts"
   "podDisruptionBudget"
   "database"
@@ -361,6 +385,8 @@ user sees all problems in one run. Every template that depends on these values i
   "httpRoute"
   "downstreamPeers"
   "helmHooks"
+  "migrationServiceAccount"
+  "migrationEnvNames"
   "monitoring"
 }}
 {{- $messages = append $messages (include (printf "fastapi-app.validateValues.%s" $rule) $ | trim) -}}
@@ -371,15 +397,16 @@ user sees all problems in one run. Every template that depends on these values i
 {{- end -}}
 {{- end -}}
 
-{{/* T below P + G + C: the kubelet would SIGKILL the app mid-drain. */}}
+{{/* T below P + G + C + margin: the kubelet would SIGKILL the app mid-drain. */}}
 {{- define "fastapi-app.validateValues.terminationGracePeriod" -}}
 {{- $p := int .Values.shutdown.preStopSeconds }}
 {{- $g := int .Values.shutdown.gracePeriodSeconds }}
 {{- $c := int .Values.shutdown.cleanupSeconds }}
-{{- $sum := add $p $g $c }}
+{{- $m := include "fastapi-app.shutdownMarginSeconds" . | int }}
+{{- $sum := add $p $g $c $m }}
 {{- $t := .Values.terminationGracePeriodSeconds }}
 {{- if and (not (kindIs "invalid" $t)) (lt (int $t) $sum) -}}
-terminationGracePeriodSeconds ({{ int $t }}) is below shutdown.preStopSeconds + shutdown.gracePeriodSeconds + shutdown.cleanupSeconds = {{ $p }} + {{ $g }} + {{ $c }} = {{ $sum }}, so the kubelet would kill the app before it has drained and cleaned up: set terminationGracePeriodSeconds to at least {{ $sum }}, lower the shutdown numbers, or leave it null to have it computed
+terminationGracePeriodSeconds ({{ int $t }}) is below shutdown.preStopSeconds + shutdown.gracePeriodSeconds + shutdown.cleanupSeconds + {{ $m }} s margin = {{ $p }} + {{ $g }} + {{ $c }} + {{ $m }} = {{ $sum }}, so the kubelet would kill the app before it has drained and cleaned up: set terminationGracePeriodSeconds to at least {{ $sum }}, lower the shutdown numbers, or leave it null to have it computed
 {{- end }}
 {{- end }}
 
@@ -393,7 +420,7 @@ shutdown.delaySeconds ({{ int $sd.delaySeconds }}) exceeds shutdown.gracePeriodS
 
 {{/* extraEnv may not set a variable the chart sets from its own values. */}}
 {{- define "fastapi-app.validateValues.extraEnvNames" -}}
-{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "" "GRACE_PERIOD_SECONDS" "" "SHUTDOWN_DELAY_SECONDS" "" "RETRY_AFTER_SECONDS" "" "READINESS_REQUIRES" "" "APP_VERSION" "") }}
+{{- $managed := merge (include "fastapi-app.configData" . | fromYaml) (dict "DATABASE_URL" "" "REDIS_URL" "" "ADMIN_TOKEN" "" "API_TOKENS" "" "GRACE_PERIOD_SECONDS" "" "SHUTDOWN_CLEANUP_SECONDS" "" "SHUTDOWN_DELAY_SECONDS" "" "RETRY_AFTER_SECONDS" "" "READINESS_REQUIRES" "" "APP_VERSION" "") }}
 {{- $clashes := list }}
 {{- range .Values.extraEnv }}
 {{- if hasKey $managed .name }}{{ $clashes = append $clashes .name }}{{ end }}
@@ -437,6 +464,14 @@ autoscaling.minReplicas ({{ int $a.minReplicas }}) is above autoscaling.maxRepli
 {{- $a := .Values.autoscaling }}
 {{- if and $a.enabled (kindIs "invalid" $a.targetCPUUtilizationPercentage) (kindIs "invalid" $a.targetMemoryUtilizationPercentage) -}}
 autoscaling.enabled needs autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage
+{{- end }}
+{{- end }}
+
+{{/* One source for the scale-down window: scaleDownStabilizationSeconds. */}}
+{{- define "fastapi-app.validateValues.autoscalingBehavior" -}}
+{{- $down := (.Values.autoscaling.behavior | default dict).scaleDown | default dict }}
+{{- if hasKey $down "stabilizationWindowSeconds" -}}
+autoscaling.behavior.scaleDown.stabilizationWindowSeconds is set, but the chart sets it from autoscaling.scaleDownStabilizationSeconds ({{ int .Values.autoscaling.scaleDownStabilizationSeconds }}): set autoscaling.scaleDownStabilizationSeconds instead
 {{- end }}
 {{- end }}
 
@@ -544,7 +579,12 @@ shutdown.preStopAction is sleepAction, which needs Kubernetes 1.30 or later (thi
 {{- if not (semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version) }}
 {{- range .Values.initContainers }}
 {{- if eq (toString .restartPolicy) "Always" -}}
-initContainers: {{ .name }} has restartPolicy Always (a native sidecar), which needs Kubernetes 1.29 or later (this cluster: {{ $.Capabilities.KubeVersion.Version }}): move it to sidecars, with a preStop that sleeps at least shutdown.preStopSeconds + shutdown.gracePeriodSeconds
+initContainers: {{ .name }} has restartPolicy Always (a native sidecar), which needs Kubernetes 1.29 or later (this cluster: {{ $.Capabilities.KubeVersion.Version }}): move it to sidecars, with a preStop that sleeps at least shutdown.preStopSeconds + shutdown.gracePeriodSeconds + shutdown.cleanupSeconds
+{{ end }}
+{{- end }}
+{{- range .Values.migrations.initContainers }}
+{{- if eq (toString .restartPolicy) "Always" -}}
+migrations.initContainers: {{ .name }} has restartPolicy Always (a native sidecar), which needs Kubernetes 1.29 or later (this cluster: {{ $.Capabilities.KubeVersion.Version }}); older clusters would run it as a plain init container that never exits, and the Job would never start its migration
 {{ end }}
 {{- end }}
 {{- end }}
@@ -586,6 +626,25 @@ httpRoute.enabled needs at least one entry in httpRoute.parentRefs (the Gateway 
 {{- define "fastapi-app.validateValues.helmHooks" -}}
 {{- if and (not .Values.migrations.useHelmHooks) .Values.tests.enabled -}}
 migrations.useHelmHooks is false (no helm hooks: Argo CD, kubectl apply) but tests.enabled renders the helm test pod, a helm.sh/hook test hook that Argo CD and kubectl apply do not treat as a test: set tests.enabled to false (or migrations.useHelmHooks to true)
+{{- end }}
+{{- end }}
+
+{{/* As a hook, the Job runs before the chart's ServiceAccount exists (first install). */}}
+{{- define "fastapi-app.validateValues.migrationServiceAccount" -}}
+{{- $m := .Values.migrations }}
+{{- if and (include "fastapi-app.migrationJob" .) $m.useHelmHooks .Values.serviceAccount.create (eq $m.serviceAccountName (include "fastapi-app.serviceAccountName" .)) -}}
+migrations.serviceAccountName ({{ $m.serviceAccountName }}) is the ServiceAccount this chart creates, which does not exist yet when the pre-install hook Job starts on a first install: name one that exists before the install, leave it empty (the namespace's default), or set migrations.useHelmHooks to false
+{{- end }}
+{{- end }}
+
+{{/* migrations.extraEnv may not set what the Job's container sets from the chart's values. */}}
+{{- define "fastapi-app.validateValues.migrationEnvNames" -}}
+{{- $clashes := list }}
+{{- range .Values.migrations.extraEnv }}
+{{- if has .name (list "SERVICE_NAME" "LOG_LEVEL" "DATABASE_URL") }}{{ $clashes = append $clashes .name }}{{ end }}
+{{- end }}
+{{- if $clashes -}}
+migrations.extraEnv sets {{ join ", " $clashes }}, which the migration Job sets from the chart's values (config.serviceName, config.logLevel, secret.*): use those values keys instead
 {{- end }}
 {{- end }}
 
