@@ -61,3 +61,22 @@ drill-chart: venv $(BENCH_STAMP) $(HELM) drill-chart-image ## the chart's render
 drill-chart-control: venv $(BENCH_STAMP) $(HELM) drill-chart-image ## drill-chart with preStop 0 and a longer endpoint lag: passes only if requests fail
 	@mkdir -p $(DRILL_OUT)
 	$(DRILL_CHART) --control --json $(DRILL_OUT)/drill-chart-control.json $(DRILL_CHART_ARGS)
+
+# make drill-canary | make drill-canary-control   (tools/drill/canary.py; needs helm, haproxy,
+# prometheus) The chart's Flagger analysis for real: primaries (APP_VERSION=primary) and a
+# canary behind HAProxy, whose weight the analysis steps by the rendered Canary's stepWeight
+# while a real Prometheus (1 s scrapes) answers the MetricTemplates' queries. Three releases:
+# good (promoted), erroring and slow (rolled back). Shorten with e.g.
+# DRILL_CANARY_ARGS="--step-weight 10 --max-weight 30 --threshold 2 --interval 4".
+DRILL_CANARY_ARGS ?=
+DRILL_CANARY = $(BIN)/python -m tools.drill.canary --helm $(HELM)
+
+.PHONY: drill-canary drill-canary-control
+
+drill-canary: venv $(BENCH_STAMP) $(HELM) ## canary analysis behind HAProxy + Prometheus: good promoted, erroring and slow rolled back
+	@mkdir -p $(DRILL_OUT)
+	$(DRILL_CANARY) --json $(DRILL_OUT)/drill-canary.json $(DRILL_CANARY_ARGS)
+
+drill-canary-control: venv $(BENCH_STAMP) $(HELM) ## the erroring canary with the analysis off: passes only if it was promoted
+	@mkdir -p $(DRILL_OUT)
+	$(DRILL_CANARY) --control --json $(DRILL_OUT)/drill-canary-control.json $(DRILL_CANARY_ARGS)
