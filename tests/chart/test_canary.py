@@ -99,6 +99,29 @@ def test_flagger_owns_the_service_and_the_metrics_service_selects_primaries() ->
     assert selector.items() <= pod_labels.items()
 
 
+def test_the_pdb_network_policy_and_spread_cover_the_primaries_too() -> None:
+    """Flagger's primaries carry app.kubernetes.io/name=<name>-primary: a PDB, NetworkPolicy
+    or spread constraint selecting by the name would leave them unprotected."""
+    spread = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+    objects = canary_objects(
+        {
+            "networkPolicy": {"enabled": True},
+            "podDisruptionBudget": {"enabled": True},
+            "topologySpreadConstraints": [spread],
+        }
+    )
+    pod = objects[f"Deployment/{FULLNAME}"]["spec"]["template"]
+    primary_labels = {**pod["metadata"]["labels"], "app.kubernetes.io/name": "x-primary"}
+    selectors = {
+        "PodDisruptionBudget": objects[f"PodDisruptionBudget/{FULLNAME}"]["spec"]["selector"],
+        "NetworkPolicy": objects[f"NetworkPolicy/{FULLNAME}"]["spec"]["podSelector"],
+        "spread": pod["spec"]["topologySpreadConstraints"][0]["labelSelector"],
+    }
+    for what, selector in selectors.items():
+        assert selector["matchLabels"].items() <= primary_labels.items(), what
+        assert selector["matchLabels"].items() <= pod["metadata"]["labels"].items(), what
+
+
 def promtool(tmp_path: Path, *args: str) -> None:
     binary = require_tool("promtool", "apt-get install prometheus")
     result = subprocess.run(

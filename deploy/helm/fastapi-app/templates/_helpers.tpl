@@ -71,6 +71,19 @@ app.kubernetes.io/name: {{ include "fastapi-app.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The app's pods, for the objects that select them besides the Deployment (PDB,
+NetworkPolicy, metrics Service, spread constraints). With canary.enabled, Flagger renames
+app.kubernetes.io/name on the primaries' pods to <name>-primary: those objects select by
+what it keeps, so the primaries and the canary are covered alike. */}}
+{{- define "fastapi-app.podSelectorLabels" -}}
+{{- if .Values.canary.enabled -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- else -}}
+{{ include "fastapi-app.selectorLabels" . }}
+{{- end }}
+{{- end }}
+
 {{/* Label a pod may carry to be let in by the NetworkPolicy (the helm test pod has it). */}}
 {{- define "fastapi-app.clientLabel" -}}
 {{ include "fastapi-app.fullname" . | trunc 56 | trimSuffix "-" }}-client
@@ -592,7 +605,7 @@ migrations.initContainers: {{ .name }} has restartPolicy Always (a native sideca
 
 {{/* commonLabels and podLabels may not change a selector label (Service, PDB, spread). */}}
 {{- define "fastapi-app.validateValues.userLabels" -}}
-{{- $selector := include "fastapi-app.selectorLabels" . | fromYaml }}
+{{- $selector := merge (include "fastapi-app.selectorLabels" . | fromYaml) (include "fastapi-app.podSelectorLabels" . | fromYaml) }}
 {{- range $values := list "commonLabels" "podLabels" }}
 {{- range $name, $value := index $.Values $values }}
 {{- if and (hasKey $selector $name) (ne (toString $value) (get $selector $name)) -}}
