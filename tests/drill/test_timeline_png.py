@@ -136,3 +136,21 @@ def test_without_matplotlib_the_picture_is_skipped_with_one_line_except_in_ci(
         write_beside(tmp_path / "r.json", data)
     with pytest.raises(ValueError, match="no 'timeline'"):
         write_beside(tmp_path / "r.json", {"title": "t"})
+
+
+def test_the_canary_drills_picture_shows_each_steps_weight_and_checks(tmp_path: Path) -> None:
+    """With analysis steps (make drill-canary) the bottom panel is the canary's weight per
+    step with each check's value against its threshold, instead of replica rows."""
+    need_matplotlib()
+    check = {"metric": "success-rate", "value": 86.27, "min": 99, "max": None, "passed": False}
+    latency = {"metric": "latency-p99", "value": None, "min": None, "max": 500, "passed": False}
+    assert timeline_png._check_text(check) == "success-rate 86.3 (>= 99) FAIL"
+    assert timeline_png._check_text(latency) == "latency-p99 no data (<= 500) FAIL"
+    _, data = report(tmp_path, failures=False)
+    steps = [
+        {"t_s": 4.0, "weight": 10, "passed": True, "checks": [{**check, "passed": True}]},
+        {"t_s": 8.0, "weight": 20, "passed": False, "checks": [check, latency]},
+    ]
+    picture = timeline_png.render({**data, "analysis_steps": steps}, tmp_path / "canary.png")
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert picture.stat().st_size > 10_000

@@ -532,7 +532,8 @@ async def run(args: argparse.Namespace) -> int:
                 write_beside(
                     picture,
                     {"title": title, "passed": not res.problems, "summary": res.summary,
-                     "timeline": series(outcome.results)},
+                     "timeline": series(outcome.results),
+                     "analysis_steps": [dataclasses.asdict(step) for step in res.steps]},
                 )  # fmt: skip
     except BaseException as exc:
         exc.add_note(f"drill run folder kept for inspection: {workdir}")

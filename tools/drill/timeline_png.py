@@ -121,7 +121,6 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     data = report["timeline"]
@@ -196,7 +195,41 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
         ax_p99.yaxis.set_minor_formatter(NullFormatter())
     ax_p99.set_ylabel(f"p99 ms per {window:g} s\n({', '.join(data['p99_kinds'])})", fontsize=8)
 
-    # 4. Replicas: one row each, life as a line, events as markers.
+    # 4. Replicas (the rolling-update drills) or the analysis' steps (the canary drill).
+    steps = list(report.get("analysis_steps") or [])
+    if steps:
+        _analysis_panel(ax_rep, steps)
+    else:
+        _replica_panel(ax_rep, rows, end)
+    ax_rep.set_xlabel("seconds since the load started")
+
+    for e in events:
+        if e.get("name") == "sigterm":
+            for ax in (ax_rate, ax_fail, ax_p99):
+                ax.axvline(float(e["t_s"]), color="#d62728", lw=0.7, ls="--", alpha=0.6)
+    for ax in axes:
+        ax.grid(axis="x", color="#dddddd", lw=0.6)
+        ax.set_xlim(0, end)
+
+    passed = report.get("passed")
+    verdict = "PASS" if passed else "FAIL"
+    sent = int(summary.get("sent") or 0)
+    title = str(report.get("title") or "drill")
+    fig.suptitle(
+        f"{_wrap(title, 120)}\n{verdict}: {total_failed:,} failed of {sent:,} requests",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _replica_panel(ax_rep: Any, rows: dict[str, list[Mapping[str, Any]]], end: float) -> None:
+    """One row per replica: its life as a line, its events as markers."""
+    from matplotlib.lines import Line2D
+
     seen: dict[str, Any] = {}
     for y, evs in enumerate(rows.values()):
         times = {str(e["name"]): float(e["t_s"]) for e in reversed(evs)}  # first of each
@@ -228,7 +261,6 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
     ax_rep.set_yticks(range(len(rows)), list(rows))
     ax_rep.set_ylim(len(rows) - 0.4, -0.6)
     ax_rep.set_ylabel("replicas")
-    ax_rep.set_xlabel("seconds since the load started")
     lines = {
         "in rotation": Line2D([0], [0], color="#2ca02c", lw=5),
         "in rotation after SIGTERM": Line2D([0], [0], color="#d62728", lw=5),
@@ -246,27 +278,30 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
         frameon=False,
     )
 
-    for e in events:
-        if e.get("name") == "sigterm":
-            for ax in (ax_rate, ax_fail, ax_p99):
-                ax.axvline(float(e["t_s"]), color="#d62728", lw=0.7, ls="--", alpha=0.6)
-    for ax in axes:
-        ax.grid(axis="x", color="#dddddd", lw=0.6)
-        ax.set_xlim(0, end)
 
-    passed = report.get("passed")
-    verdict = "PASS" if passed else "FAIL"
-    sent = int(summary.get("sent") or 0)
-    title = str(report.get("title") or "drill")
-    fig.suptitle(
-        f"{_wrap(title, 120)}\n{verdict}: {total_failed:,} failed of {sent:,} requests",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _analysis_panel(ax: Any, steps: Sequence[Mapping[str, Any]]) -> None:
+    """The canary's weight at each analysis step, a marker per step (green: every check
+    passed, red: one failed), and each check's value against its threshold."""
+    t = [float(step["t_s"]) for step in steps]
+    weights = [float(step["weight"]) for step in steps]
+    ax.step(t, weights, where="post", color="#756bb1", lw=1.5)
+    colors = ["#2ca02c" if step.get("passed") else "#d62728" for step in steps]
+    ax.scatter(t, weights, c=colors, s=40, zorder=3)
+    for x, y, step in zip(t, weights, steps, strict=True):
+        ax.annotate(
+            "\n".join(_check_text(check) for check in step.get("checks") or []),
+            (x, y), xytext=(4, 6), textcoords="offset points", fontsize=7, color="#333333",
+        )  # fmt: skip
+    ax.set_ylim(0, max([*weights, 10.0]) * 1.8)
+    ax.set_ylabel("canary weight %\n(checks per step)", fontsize=8)
+
+
+def _check_text(check: Mapping[str, Any]) -> str:
+    """`success-rate 86.3 < 99 x` / `latency-p99 10.1 <= 500 ok`: a value against its limit."""
+    value = check.get("value")
+    shown = "no data" if value is None else f"{float(value):.1f}"
+    limit = f">= {check['min']:g}" if check.get("min") is not None else f"<= {check['max']:g}"
+    return f"{check['metric']} {shown} ({limit}) {'ok' if check.get('passed') else 'FAIL'}"
 
 
 def _wrap(text: str, width: int) -> str:
