@@ -31,7 +31,7 @@ from service.server.shutdown_middleware import ShutdownMiddleware
 from service.telemetry.dependency_spans import instrument_engine
 from service.telemetry.logs import get_logger
 from service.telemetry.metrics import AppMetrics, BuildInfo
-from service.telemetry.observability import ObservabilityMiddleware
+from service.telemetry.observability import JOBS, ObservabilityMiddleware
 from service.telemetry.tracing import flush_tracing, setup_tracing
 
 log = get_logger("service.lifespan")
@@ -125,7 +125,11 @@ async def close_resources(
         log.error("spans_flush_failed", error=budget_spent(cleanup_seconds))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, observability_jobs: frozenset[str] = JOBS
+) -> FastAPI:
+    """The app. observability_jobs: which of ObservabilityMiddleware's jobs run with
+    OBSERVABILITY=full (all of them; `make bench` measures each alone)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="fastapi-app",
@@ -186,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             slow_request_ms=settings.slow_request_ms,
             metrics=app.state.metrics,
             app_version=settings.app_version,
+            jobs=observability_jobs,
         )
     return app
 

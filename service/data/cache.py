@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from service.telemetry.dependency_spans import mark_failed, redis_span
+from service.telemetry.dependency_spans import RedisSpan, mark_failed
 from service.telemetry.logs import get_logger
 from service.telemetry.metrics import AppMetrics
 
@@ -59,9 +59,7 @@ class Cache:
 
     def _span(self, command: str) -> AbstractContextManager[trace.Span]:
         """A span for the command (OTEL_INSTRUMENT_DEPENDENCIES), or nothing."""
-        return (
-            redis_span(command, self.server) if self.trace_commands else nullcontext(INVALID_SPAN)
-        )
+        return RedisSpan(command, self.server) if self.trace_commands else nullcontext(INVALID_SPAN)
 
     def _count(self, result: str) -> None:
         """A read's outcome: hit, miss, or fallback (Redis failed or bypassed)."""

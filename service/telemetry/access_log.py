@@ -9,11 +9,14 @@ from typing import Any
 from starlette.types import Scope
 
 from service.request.context import PROBE_PREFIX
-from service.telemetry.logs import direct_writer, get_logger
+from service.telemetry.logs import JsonFormatter, direct_writer, get_logger
 
 log = get_logger("service.access")
 ACCESS_EVENT = "request_completed"
 MAX_UA_CHARS = 512
+_LEVEL_NAMES = {
+    level: logging.getLevelName(level) for level in (logging.DEBUG, logging.INFO, logging.ERROR)
+}
 
 
 def access_level(status: int, path: str) -> int:
@@ -47,15 +50,37 @@ def log_request(
     path: str = scope["path"]
     level = access_level(status, path)
     slow = duration_ms > slow_request_ms
-    if not (slow or log.isEnabledFor(level)):
-        return
     client = scope.get("client")
+    client_ip = client[0] if client else None
+    if not slow:
+        # The stock configuration: the line goes straight to our handler, its fields
+        # written as text (JsonFormatter.format_access).
+        handler = direct_writer(log.logger, level)
+        if handler is not None:
+            try:
+                formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]
+                handler.write_line(
+                    formatter.format_access(
+                        _LEVEL_NAMES[level],
+                        scope["method"],
+                        path,
+                        status,
+                        duration_ms,
+                        client_ip,
+                        user_agent,
+                    )
+                )
+            except Exception:  # as the logging path would: report, go on
+                handler.handleError(logging.makeLogRecord({"msg": ACCESS_EVENT, "levelno": level}))
+            return
+        if not log.isEnabledFor(level):
+            return
     fields = {
         "method": scope["method"],
         "path": path,
         "status_code": status,
         "duration_ms": duration_ms,
-        "client_ip": client[0] if client else None,
+        "client_ip": client_ip,
         "user_agent": user_agent,
     }
     write_access_line(level, fields)

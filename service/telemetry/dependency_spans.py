@@ -15,8 +15,6 @@ every call of the client; these are two event hooks and a context manager."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -133,19 +131,25 @@ def mark_failed(span: trace.Span, error: BaseException, fallback: str | None = N
     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
 
 
-@contextmanager
-def redis_span(command: str, server: dict[str, Any]) -> Iterator[trace.Span]:
+class RedisSpan:
     """A span for one Redis command (a non-recording one outside a trace). An error that
-    escapes is recorded by type; one the caller handles it marks itself (mark_failed)."""
-    if not in_a_trace():
-        yield trace.INVALID_SPAN
-        return
-    attributes = {"db.system.name": "redis", "db.operation.name": command, **server}
-    span = start_client_span(command, attributes)
-    try:
-        yield span
-    except BaseException as error:
-        mark_failed(span, error)
-        raise
-    finally:
-        span.end()
+    escapes is recorded by type; one the caller handles it marks itself (mark_failed).
+    A class, not a generator-based context manager: a third less per command (the items
+    route's cache hit is one command per request)."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, command: str, server: dict[str, Any]) -> None:
+        if in_a_trace():
+            attributes = {"db.system.name": "redis", "db.operation.name": command, **server}
+            self.span = start_client_span(command, attributes)
+        else:
+            self.span = trace.INVALID_SPAN
+
+    def __enter__(self) -> trace.Span:
+        return self.span
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if error is not None:
+            mark_failed(self.span, error)
+        self.span.end()

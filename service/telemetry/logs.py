@@ -7,21 +7,29 @@ handler and formatter, so every line follows the log schema (docs/architecture.m
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
+import math
 import os
 import re
-import select
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import get_current_span
 
 from service.request import context
+from service.telemetry.json_line import (
+    MAX_LINE_BYTES,
+    SCHEMA_KEYS,
+    UNICODE_BREAKS,
+    bounded,
+    clip,
+    encode,
+    json_string,
+    rfc3339,
+)
 
 # Attributes every LogRecord has; anything else was passed through `extra=`.
 _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -29,47 +37,13 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "asctime",
     "color_message",
 }
-_SCHEMA_KEYS = ("timestamp", "level", "message", "service", "request_id")
 _WORD = re.compile(r"[a-z]+")
 _PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]")
-# One record is one write(2) of at most PIPE_BUF bytes, newline included: POSIX makes
-# such a write to a pipe atomic, so lines from several workers sharing stdout never
-# interleave. Longer records (deep tracebacks) are shortened in the middle.
-MAX_LINE_BYTES = select.PIPE_BUF - 1
-# Line breaks to Unicode-aware readers (str.splitlines, older JavaScript) that JSON
-# leaves raw with ensure_ascii=False: escaped, so client text cannot split a line.
-_UNICODE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 MAX_TRACEBACK_CHARS = 2500
-
-
-def _line_encoder() -> Callable[[dict[str, Any]], str]:
-    """json.dumps(o, default=str, ensure_ascii=False, separators=(",", ":")), without
-    building an encoder for every line: the C encoder made once. JSONEncoder.encode
-    is the fallback where the C accelerator or its signature differs."""
-    encoder = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    try:
-        # markers=None: no circular-reference check (a cycle fails either way, and a
-        # failing record goes to Handler.handleError as before).
-        c_encode = make(
-            None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True
-        )
-        sample = {"a": [1, 2.5, None, True, "é\n"], "b": {"c": object}}
-        if "".join(c_encode(sample, 0)) != encoder.encode(sample):
-            return encoder.encode
-    except TypeError:
-        return encoder.encode
-
-    def encode(entry: dict[str, Any]) -> str:
-        return "".join(c_encode(entry, 0))
-
-    return encode
-
-
-_encode = _line_encoder()
+# The keys format_event writes before an event's fields (and the one _finish rewrites).
+_HEAD_KEYS = frozenset({*SCHEMA_KEYS, "trace_id", "span_id", "user_id", "traceback"})
 _LEVEL_NAMES = {name: name.lower() for name in logging.getLevelNamesMapping()}
+_LEVEL_JSON = {name: json_string(lower) for name, lower in _LEVEL_NAMES.items()}
 _request_id = context.request_id.get
 _user_id = context.user_id.get
 
@@ -80,13 +54,14 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str = "api") -> None:
         super().__init__()
         self.service = service
+        self.service_json = encode(service)
 
     def format(self, record: logging.LogRecord) -> str:
         attributes = record.__dict__
         event = attributes.get("event")
         level = record.levelname
         entry: dict[str, Any] = {
-            "timestamp": _rfc3339(record.created),
+            "timestamp": rfc3339(record.created),
             "level": _LEVEL_NAMES.get(level) or level.lower(),
             "message": event or _event_name(record),
             "service": self.service,
@@ -103,8 +78,94 @@ class JsonFormatter(logging.Formatter):
     def format_event(self, levelname: str, event: str, fields: dict[str, Any]) -> str:
         """What format() gives for a StructuredLogger record of `event` made now, without
         the record (the access log's direct path, see direct_writer)."""
+        if fields.keys().isdisjoint(_HEAD_KEYS):
+            tail = f",{encode(fields)[1:]}" if fields else "}"
+            line = self._text_line(levelname, event, tail)
+            if line is not None:
+                return line
+        return self.format_event_entry(levelname, event, fields)
+
+    def format_access(
+        self,
+        levelname: str,
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        client_ip: str | None,
+        user_agent: str,
+    ) -> str:
+        """format_event(levelname, "request_completed", the access fields), the fields
+        written as text too (tests/unit/telemetry/test_logs.py compares the two)."""
+        if (
+            type(method) is str
+            and type(path) is str
+            and type(status) is int
+            and type(duration_ms) is float
+            and math.isfinite(duration_ms)
+            and (client_ip is None or type(client_ip) is str)
+            and type(user_agent) is str
+        ):
+            line = self._text_line(
+                levelname,
+                "request_completed",
+                f',"method":{json_string(method)},"path":{json_string(path)},'
+                f'"status_code":{status!r},"duration_ms":{duration_ms!r},"client_ip":'
+                f"{'null' if client_ip is None else json_string(client_ip)},"
+                f'"user_agent":{json_string(user_agent)}}}',
+            )
+            if line is not None:
+                return line
+        fields = {
+            "method": method,
+            "path": path,
+            "status_code": status,
+            "duration_ms": duration_ms,
+            "client_ip": client_ip,
+            "user_agent": user_agent,
+        }
+        return self.format_event_entry(levelname, "request_completed", fields)
+
+    def _text_line(self, levelname: str, event: str, tail: str) -> str | None:
+        """The line of format_event_entry written as text: the schema's keys, then `tail`
+        (the fields' JSON without its "{", or "}"). The same characters for about half
+        the cost (`make bench`'s floors, bench/README.md). None where that path is needed:
+        an unknown level, a request id that is not a str, a line that may be too long."""
+        request_id = _request_id()
+        level = _LEVEL_JSON.get(levelname)
+        if level is None or type(event) is not str:
+            return None
+        if request_id is None:
+            request_id = "null"
+        elif type(request_id) is str:
+            request_id = json_string(request_id)
+        else:
+            return None
+        line = (
+            f'{{"timestamp":"{rfc3339(time.time())}","level":{level},'
+            f'"message":{json_string(event)},"service":{self.service_json},'
+            f'"request_id":{request_id}'
+        )
+        span_context = get_current_span().get_span_context()
+        if span_context.is_valid:
+            line = (
+                f'{line},"trace_id":"{span_context.trace_id:032x}",'
+                f'"span_id":"{span_context.span_id:016x}"'
+            )
+        user = _user_id()
+        if user is not None:
+            line = f'{line},"user_id":{encode(user)}'
+        line += tail
+        if not line.isascii():
+            line = line.translate(UNICODE_BREAKS)
+        if len(line) > MAX_LINE_BYTES // 4:  # maybe too long: the entry's path bounds it
+            return None
+        return line
+
+    def format_event_entry(self, levelname: str, event: str, fields: dict[str, Any]) -> str:
+        """format_event() through the whole entry (and _finish's rules for long lines)."""
         entry: dict[str, Any] = {
-            "timestamp": _rfc3339(time.time()),
+            "timestamp": rfc3339(time.time()),
             "level": _LEVEL_NAMES.get(levelname) or levelname.lower(),
             "message": event,
             "service": self.service,
@@ -129,59 +190,13 @@ class JsonFormatter(logging.Formatter):
             entry.setdefault("error", f"{type(exc).__name__}: {exc}")
             entry["traceback"] = "".join(traceback.format_exception(exc))
         if "traceback" in entry:
-            entry["traceback"] = _clip(str(entry["traceback"]), MAX_TRACEBACK_CHARS)
-        line = _encode(entry)
+            entry["traceback"] = clip(str(entry["traceback"]), MAX_TRACEBACK_CHARS)
+        line = encode(entry)
         if not line.isascii():
-            line = line.translate(_UNICODE_BREAKS)
+            line = line.translate(UNICODE_BREAKS)
         if len(line) > MAX_LINE_BYTES // 4:  # cheap check first; bytes can be 4x chars
-            line = _bounded(entry, line)
+            line = bounded(entry, line)
         return line
-
-
-def _bounded(entry: dict[str, Any], line: str) -> str:
-    """Shrink the longest string fields until the encoded line fits MAX_LINE_BYTES."""
-    while _utf8_size(line) > MAX_LINE_BYTES:
-        key = max(
-            (k for k in entry if k not in _SCHEMA_KEYS and isinstance(entry[k], str)),
-            key=lambda k: len(entry[k]),
-            default=None,
-        )
-        if key is None or len(entry[key]) < 64:
-            break
-        entry[key] = _clip(entry[key], len(entry[key]) // 2)
-        entry["truncated"] = True
-        line = _encode(entry).translate(_UNICODE_BREAKS)
-    if _utf8_size(line) > MAX_LINE_BYTES:  # many small fields: keep the schema only
-        kept = {k: entry[k] for k in (*_SCHEMA_KEYS, "trace_id", "span_id") if k in entry}
-        line = json.dumps({**kept, "truncated": True}, default=str, separators=(",", ":"))
-    return line
-
-
-def _utf8_size(line: str) -> int:
-    """Bytes the handler writes ("replace" as in JsonLineHandler: lone surrogates)."""
-    return len(line.encode("utf-8", "replace"))
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]} ...[{len(text) - limit} chars cut]... {text[-half:]}"
-
-
-# The formatted whole second of the last line: lines come many to a second.
-_last_second: tuple[int, str] = (-1, "")
-
-
-def _rfc3339(created: float) -> str:
-    global _last_second
-    second = int(created)
-    cached_second, prefix = _last_second
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _last_second = (second, prefix)  # one tuple: threads see both or neither
-    millis = int(created * 1000) % 1000
-    return f"{prefix}.{millis:03d}Z"
 
 
 def _add_trace_ids(entry: dict[str, Any]) -> None:

@@ -12,9 +12,11 @@ import struct
 from collections.abc import Mapping, Sequence
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status
+
+from service.telemetry.span import ServerSpan
 
 _sdk_log = logging.getLogger(__name__)
 
@@ -109,6 +111,12 @@ def _attributes(tag: bytes, attributes: Mapping[str, object] | None) -> bytes:
     return b"".join(parts)
 
 
+# Span.kind as the field it is written as; Span.flags for a local and a remote parent.
+_KINDS = {kind: b"\x30" + _SMALL_VARINTS[kind.value + 1] for kind in SpanKind}
+_FLAGS_LOCAL = b"\x85\x01" + _FIXED32.pack(_FLAGS_HAS_IS_REMOTE)
+_FLAGS_REMOTE = b"\x85\x01" + _FIXED32.pack(_FLAGS_HAS_IS_REMOTE | _FLAGS_IS_REMOTE)
+
+
 def _flags(parent: SpanContext | None) -> bytes:
     flags = _FLAGS_HAS_IS_REMOTE
     if parent is not None and parent.is_remote:
@@ -117,8 +125,51 @@ def _flags(parent: SpanContext | None) -> bytes:
 
 
 def _encode_span(span: ReadableSpan) -> bytes:
-    """One Span message, as the `spans` field of ScopeSpans."""
-    context = span.get_span_context()
+    """One Span message, as the `spans` field of ScopeSpans. A ServerSpan's fields are read
+    as they are (ReadableSpan's properties copy them: a third of the encoding's time)."""
+    if type(span) is ServerSpan:
+        dropped = span._dropped
+        return _span_message(
+            span._context,
+            span._parent,
+            span._name,
+            span._kind,
+            span._start_time,
+            span._end_time,
+            span._attributes,
+            span._events,
+            span._links,
+            span._status,
+            dropped,
+        )
+    return _span_message(
+        span.get_span_context(),
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.attributes,
+        span.events,
+        span.links,
+        span.status,
+        (span.dropped_attributes, span.dropped_events, span.dropped_links),
+    )
+
+
+def _span_message(
+    context: SpanContext | None,
+    parent: SpanContext | None,
+    name: str,
+    kind: SpanKind,
+    start_time: int | None,
+    end_time: int | None,
+    attributes: Mapping[str, object] | None,
+    events: Sequence[Event],
+    links: Sequence[Link],
+    status: Status | None,
+    dropped: Sequence[int],  # attributes, events, links
+) -> bytes:
     assert context is not None
     parts = [
         b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
@@ -127,20 +178,19 @@ def _encode_span(span: ReadableSpan) -> bytes:
     if context.trace_state:
         state = ",".join(f"{key}={value}" for key, value in context.trace_state.items())
         parts.append(_len_field(b"\x1a", state.encode()))
-    parent = span.parent
     if parent:
         parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    if span.name:
-        parts.append(_len_field(b"\x2a", span.name.encode()))
-    parts.append(b"\x30" + _SMALL_VARINTS[span.kind.value + 1])
-    if span.start_time:
-        parts.append(b"\x39" + _FIXED64.pack(span.start_time))
-    if span.end_time:
-        parts.append(b"\x41" + _FIXED64.pack(span.end_time))
-    parts.append(_attributes(b"\x4a", span.attributes))
-    if span.dropped_attributes:
-        parts.append(b"\x50" + _varint(span.dropped_attributes))
-    for event in span.events:
+    if name:
+        parts.append(_len_field(b"\x2a", name.encode()))
+    parts.append(_KINDS[kind])
+    if start_time:
+        parts.append(b"\x39" + _FIXED64.pack(start_time))
+    if end_time:
+        parts.append(b"\x41" + _FIXED64.pack(end_time))
+    parts.append(_attributes(b"\x4a", attributes))
+    if dropped[0]:
+        parts.append(b"\x50" + _varint(dropped[0]))
+    for event in events:
         body = b"\x09" + _FIXED64.pack(event.timestamp) if event.timestamp else b""
         if event.name:
             body += _len_field(b"\x12", event.name.encode())
@@ -148,9 +198,9 @@ def _encode_span(span: ReadableSpan) -> bytes:
         if event.dropped_attributes:
             body += b"\x20" + _varint(event.dropped_attributes)
         parts.append(_len_field(b"\x5a", body))
-    if span.dropped_events:
-        parts.append(b"\x60" + _varint(span.dropped_events))
-    for link in span.links:
+    if dropped[1]:
+        parts.append(b"\x60" + _varint(dropped[1]))
+    for link in links:
         body = (
             b"\x0a\x10"
             + link.context.trace_id.to_bytes(16, "big")
@@ -161,15 +211,15 @@ def _encode_span(span: ReadableSpan) -> bytes:
         if link.dropped_attributes:
             body += b"\x28" + _varint(link.dropped_attributes)
         parts.append(_len_field(b"\x6a", body + b"\x35" + _flags(link.context)))
-    if span.dropped_links:
-        parts.append(b"\x70" + _varint(span.dropped_links))
-    status = span.status
+    if dropped[2]:
+        parts.append(b"\x70" + _varint(dropped[2]))
     if status is not None:
         body = _len_field(b"\x12", status.description.encode()) if status.description else b""
-        if status.status_code.value:
-            body += b"\x18" + _varint(status.status_code.value)
+        code = status.status_code.value
+        if code:
+            body += b"\x18" + _varint(code)
         parts.append(_len_field(b"\x7a", body))
-    parts.append(b"\x85\x01" + _flags(parent))
+    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return _len_field(b"\x12", b"".join(parts))
 
 

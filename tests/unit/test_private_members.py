@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from prometheus_client import values
+from prometheus_client import CollectorRegistry, values
 from uvicorn_worker import UvicornWorker
 
 from service.data.migrations.runner import script_directory
@@ -35,6 +35,15 @@ READABLE_SPAN = (
     "them itself instead of calling ReadableSpan.__init__: compare ReadableSpan.__init__ "
     "with ServerSpan.__init__ and set every field it sets."
 )
+PROMETHEUS_FILES = (
+    "prometheus-client: FileValue (service/telemetry/metrics.py) writes a histogram child's "
+    "_sum and _buckets and a gauge child's _value (MmapedValue: _file, _key, _value) "
+    "straight into the MmapedDict (_positions, _m) as MmapedValue.inc does: compare "
+    "values.MultiProcessValue's inc and MmapedDict.write_value/_init_value with FileValue, "
+    "and Histogram.observe with Duration.observe; test_metrics.py's "
+    "test_direct_file_writes_equal_prometheus_clients_own must pass."
+)
+
 PINNED = {
     "_on_ending": (
         "opentelemetry-sdk: SpanProcessor._on_ending(span), which the SDK Span.end calls "
@@ -63,6 +72,10 @@ PINNED = {
         "alembic: ScriptDirectory._upgrade_revs(destination, current_rev), what "
         "alembic.command.upgrade passes to EnvironmentContext as fn; "
         "service/data/migrations/runner.py does the same: compare with command.upgrade."
+    ),
+    **dict.fromkeys(
+        ["_sum", "_buckets", "_value", "_file", "_key", "_positions", "_m"],
+        PROMETHEUS_FILES,
     ),
     **dict.fromkeys(
         ["_shutdown", "_max_request_size", "_metrics", "_client"],
@@ -308,6 +321,25 @@ def test_prometheus_value_class_tells_multiprocess_mode() -> None:
     assert values.MutexValue._multiprocess is False, PINNED["_multiprocess"]
     multiprocess_value = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     assert multiprocess_value._multiprocess is True, PINNED["_multiprocess"]
+
+
+def test_prometheus_multiprocess_value_shape() -> None:
+    """The members FileValue reads; the behaviour is pinned in test_metrics.py."""
+    from prometheus_client import Gauge, Histogram
+    from prometheus_client.mmap_dict import MmapedDict
+
+    inc = inspect.getsource(values.MultiProcessValue().inc)
+    assert "self._file.write_value(self._key, self._value, self._timestamp)" in inc, PINNED["_file"]
+    write = inspect.getsource(MmapedDict.write_value)
+    assert "self._positions[key]" in write and "_pack_two_doubles(self._m, pos" in write, PINNED[
+        "_m"
+    ]
+    registry = CollectorRegistry()
+    histogram = Histogram("pin_h", "pin", ["l"], buckets=(1.0, 2.0), registry=registry)
+    child = histogram.labels("x")
+    assert len(child._buckets) == 3 and hasattr(child, "_sum"), PINNED["_buckets"]
+    gauge = Gauge("pin_g", "pin", ["l"], registry=registry).labels("x")
+    assert hasattr(gauge, "_value"), PINNED["_value"]
 
 
 def test_alembic_upgrade_revs_lists_the_steps_to_a_target() -> None:

@@ -6,6 +6,7 @@ A real Gunicorn master and fork: tests/integration/test_worker_boot_signal.py.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import queue
@@ -26,6 +27,7 @@ from service.server.shutdown import GracefulShutdownManager, ShutdownState
 from service.server.worker import (
     CUT_SECONDS,
     STOP_SIGNALS,
+    YOUNG_COLLECTION_THRESHOLD,
     DrainingServer,
     GracefulUvicornWorker,
     queued_signals,
@@ -220,3 +222,33 @@ def test_serve_exits_with_the_boot_error_when_the_app_does_not_start(
     # What the master takes for a worker that cannot boot (uvicorn's STARTUP_FAILURE, or
     # the worker's own exit when the server never started: both 3).
     assert exit_.value.code == Arbiter.WORKER_BOOT_ERROR
+
+
+def test_startup_freezes_what_it_made_and_raises_the_young_threshold(
+    listener: socket.socket,
+) -> None:
+    """Once the app has started (not before: the lifespan's objects are start-up's too),
+    the collector skips them and young collections wait for YOUNG_COLLECTION_THRESHOLD."""
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        manager = GracefulShutdownManager(grace_period_seconds=5, shutdown_delay_seconds=0)
+
+        def at_lifespan_start() -> None:
+            seen["during"] = (gc.get_freeze_count(), gc.get_threshold()[0])
+            server.should_exit = True  # served once started: then out
+
+        server = DrainingServer(manager=manager, config=Config(app=App(manager, at_lifespan_start)))
+        await server.serve(sockets=[listener])
+        seen["after"] = (gc.get_freeze_count(), gc.get_threshold()[0])
+
+    saved = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
+    assert seen["during"] == (0, saved[0])
+    frozen, threshold = seen["after"]
+    assert frozen > 1000 and threshold == YOUNG_COLLECTION_THRESHOLD

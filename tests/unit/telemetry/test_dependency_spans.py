@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.telemetry import dependency_spans
-from service.telemetry.dependency_spans import instrument_engine, redis_span, summarize
+from service.telemetry.dependency_spans import RedisSpan, instrument_engine, summarize
 
 SECRET = "s3cret-value"
 
@@ -85,12 +85,12 @@ def test_redis_span_records_an_escaping_error_and_nothing_outside_a_trace(
 ) -> None:
     provider, exporter = spans
     server = {"server.address": "redis", "server.port": 6379}
-    with redis_span("GET", server) as outside:
+    with RedisSpan("GET", server) as outside:
         assert not outside.is_recording()
     with provider.get_tracer("t").start_as_current_span("request"):
-        with redis_span("GET", server):
+        with RedisSpan("GET", server):
             pass
-        with pytest.raises(ConnectionError), redis_span("SET", server):
+        with pytest.raises(ConnectionError), RedisSpan("SET", server):
             raise ConnectionError("refused")
     get, set_, _ = exporter.get_finished_spans()
     assert get.name == "GET" and get.attributes == {

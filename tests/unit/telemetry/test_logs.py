@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.request import context
+from service.telemetry import logs
 from service.telemetry.logs import (
     MAX_LINE_BYTES,
     JsonFormatter,
@@ -166,3 +167,87 @@ def test_startup_error_line() -> None:
     assert entry["message"] == "invalid_configuration"
     assert entry["level"] == "critical"
     assert entry["error"] == "invalid environment variable X: bad"
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ['"quoted"', "back\\slash", "\u2028\x85\u2029", "\x00\x1f", "é€😀", "x" * 700]
+)
+VALUES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT
+
+
+@given(
+    fields=st.dictionaries(TEXT.filter(lambda k: k not in {"truncated"}), VALUES, max_size=6),
+    event=TEXT,
+    request_id=st.none() | TEXT,
+    user=st.none() | TEXT,
+    level=st.sampled_from(["DEBUG", "INFO", "WARNING", "ERROR", "Level 25"]),
+    traced=st.booleans(),
+)
+def test_text_lines_equal_the_encoded_entry(
+    fields: dict[str, object],
+    event: str,
+    request_id: str | None,
+    user: str | None,
+    level: str,
+    traced: bool,
+) -> None:
+    """format_event writes the schema's keys as text: the same line as encoding the whole
+    entry, whatever the values (and long ones take the entry's path, which bounds them)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    formatter = JsonFormatter("svc\u2028")
+    span = NonRecordingSpan(SpanContext(2**127 + 5, 2**63 + 7, False, TraceFlags(1)))
+    tokens = [context.request_id.set(request_id), context.user_id.set(user)]
+    otel_token = otel_context.attach(trace.set_span_in_context(span)) if traced else None
+    frozen = 1_700_000_000.1234
+    original = logs.time.time
+    logs.time.time = lambda: frozen  # type: ignore[method-assign]
+    try:
+        assert formatter.format_event(level, event, fields) == formatter.format_event_entry(
+            level, event, fields
+        )
+    finally:
+        logs.time.time = original  # type: ignore[method-assign]
+        if otel_token is not None:
+            otel_context.detach(otel_token)
+        context.user_id.reset(tokens[1])
+        context.request_id.reset(tokens[0])
+
+
+@given(
+    method=TEXT,
+    path=TEXT,
+    status=st.integers(100, 599),
+    duration_ms=st.floats(0, 1e9, allow_nan=False) | st.sampled_from([1.0, 0.1, 1e16, 5e-324]),
+    client_ip=st.none() | TEXT,
+    user_agent=TEXT,
+)
+def test_access_text_line_equals_the_encoded_entry(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    client_ip: str | None,
+    user_agent: str,
+) -> None:
+    formatter = JsonFormatter()
+    fields = {
+        "method": method,
+        "path": path,
+        "status_code": status,
+        "duration_ms": duration_ms,
+        "client_ip": client_ip,
+        "user_agent": user_agent,
+    }
+    frozen = 1_700_000_000.9999
+    original = logs.time.time
+    logs.time.time = lambda: frozen  # type: ignore[method-assign]
+    try:
+        line = formatter.format_access(
+            "INFO", method, path, status, duration_ms, client_ip, user_agent
+        )
+        assert line == formatter.format_event_entry("INFO", "request_completed", fields)
+    finally:
+        logs.time.time = original  # type: ignore[method-assign]

@@ -185,3 +185,69 @@ def test_multiprocess_sums_survive_death_and_drop_dead_live_gauges(tmp_path: Pat
     assert count in before and count in after
     assert 'http_server_active_requests{http_request_method="GET"} 2.0' in before
     assert 'http_server_active_requests{http_request_method="GET"} 1.0' in after
+
+
+def test_direct_file_writes_equal_prometheus_clients_own(tmp_path: Path) -> None:
+    """FileValue (the request's four updates written straight into the worker's file)
+    leaves the same file contents as prometheus_client's observe/inc/dec: bucket bounds
+    exactly, between, below the first and above the last; and after a fork the child
+    writes its own file, not the parent's."""
+    result = run_python(
+        f"""
+        import os
+        from pathlib import Path
+        from service.server import metrics_listener
+        metrics_listener.prepare(Path({str(tmp_path)!r}))
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+        from service.telemetry.metrics import DURATION_BUCKETS, AppMetrics, BuildInfo
+
+        SECONDS = [0.0, *DURATION_BUCKETS, 0.0051, 0.3, 9.99, 10.0001, 120.0]
+
+        def record(direct: bool, method: str) -> None:
+            metrics = AppMetrics(BuildInfo("api", "1", "x"))
+            for seconds in SECONDS:
+                if direct:
+                    metrics.observe_request(method, "/r", 200, seconds)
+                    metrics.active(method).inc()
+                else:
+                    metrics.request_duration.labels(method, "/r", 200).observe(seconds)
+                    metrics.active_requests.labels(method).inc()
+            (metrics.active(method) if direct else metrics.active_requests.labels(method)).dec()
+
+        def in_child(action) -> None:
+            pid = os.fork()
+            if pid == 0:
+                action()
+                os._exit(0)
+            os.waitpid(pid, 0)
+
+        in_child(lambda: record(True, "GET"))
+        in_child(lambda: record(False, "PUT"))
+        # made before a fork, used in the parent and then in the child
+        metrics = AppMetrics(BuildInfo("api", "1", "x"))
+        metrics.observe_request("POST", "/r", 201, 0.02)
+        in_child(lambda: metrics.observe_request("POST", "/r", 201, 0.02))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        print(generate_latest(registry).decode())
+        print("files", sorted(p.name for p in Path({str(tmp_path)!r}).iterdir()))
+        """,
+        {},
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("http_server_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = value
+    direct = {k.replace('"GET"', "M"): v for k, v in samples.items() if '"GET"' in k}
+    stock = {k.replace('"PUT"', "M"): v for k, v in samples.items() if '"PUT"' in k}
+    assert direct == stock and len(direct) == 17 + 1, (direct, stock)
+    post = (
+        'http_server_request_duration_seconds_count{http_request_method="POST",'
+        'http_response_status_code="201",http_route="/r"} 2.0'
+    )
+    assert post in text  # one in the parent's file, one in the child's
+    assert text.count("histogram_") == 4, text  # 3 children, the parent
