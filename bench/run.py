@@ -1,24 +1,46 @@
 # Usage: .venv/bin/python -m bench [--rounds N] [--duration-s S] [--smoke] [--out DIR]  (make bench)
-"""The benchmark: the cost of full observability, side by side on the real Gunicorn command.
+"""The benchmark: what observability costs, job by job, on the real Gunicorn command.
 
 The variants of the same app run at once against one PostgreSQL, one Redis and one local
-OTLP/HTTP receiver per variant:
-  bare   OBSERVABILITY=off: no tracing, no access log (request id and shutdown middleware
-         stay, as in the product)
+OTLP/HTTP receiver per variant. By default (issue 28), bare, each of the observability
+layer's jobs alone, and all of them:
+  bare   OBSERVABILITY=off: no tracing, no access log, no metrics
+  job-request-id, job-span, job-log-context, job-access-line, job-metrics
+         the product (bench/component_app.py) with ObservabilityMiddleware doing that one
+         job only: the X-Request-ID kept or made and echoed; the server span, made and
+         ended, never exported (OTEL_TRACES_EXPORTER=none); the request id and user
+         context variables (no span to make current); the JSON access line; the
+         duration histogram and active-requests gauge (METRICS_ENABLED=true here only:
+         everywhere else false, so nothing else records metrics). No dependency spans
+         (OTEL_INSTRUMENT_DEPENDENCIES=false)
+  job-span-export  job-span exported: BatchSpanProcessor and our OTLP/HTTP exporter to
+         its receiver (the export's cost: this minus job-span)
+  job-span-context  span and log_context: the span current while the app runs, no export
+  job-span-context-deps  job-span-context with the dependency spans (a CLIENT span per
+         SQL statement and Redis command; /api/items/{id} only, where a cache hit makes
+         one Redis GET span per request; their cost: this minus job-span-context)
+  full-no-export  the product's default with OTEL_TRACES_EXPORTER=none: every job, spans
+         made, never exported
+  full   the product's default: a server span per request at 100% sampling, exported
+         through a BatchSpanProcessor and the OTLP/HTTP exporter; the JSON access log;
+         Prometheus metrics; dependency spans
+The per-component table gives each job's CPU per request above bare (median of the
+per-round differences), and the three ratios the issue's goals are about: bare's CPU per
+request over full-no-export's on /api/ping (goal >= 0.75), over full's on /api/ping
+(>= 0.67) and on /api/items/{id} (>= 0.80), each the median of per-round ratios. Next to
+it, a floor per job measured in one process (bench/floors.py): ours against the least a
+Python layer can spend on the same job.
+On request (--variants), the earlier references:
   floor  the least any code can spend on full's observable work (bench/floor_app.py): the
          same app with one minimal pure-ASGI layer (request id, one server span with the
          same attributes exported the same way, the same metrics updates, one JSON access
-         line written with one write(2)) and the same dependency spans; the goal is
-         full >= 0.95 x floor
-  full   the product's default: a server span per request at 100% sampling, exported
-         through a BatchSpanProcessor and the OTLP/HTTP exporter; the JSON access log;
-         Prometheus metrics (request duration histogram, active requests)
+         line written with one write(2)) and the same dependency spans (issue 18's goal
+         was full >= 0.95 x floor)
   stock  bare plus the contrib opentelemetry-instrumentation-fastapi (bench/stock_app.py),
          exporting the same way; no access log
   stock-lean  stock with its leanest option, exclude_spans=["receive", "send"] (no
          internal span per ASGI message: one span per request, like ours)
-Two more, on request (--variants), show where full's cost goes:
-  full-no-export      full with OTEL_TRACES_EXPORTER=none: spans made, never exported
+And full minus one part:
   full-no-access-log  full with LOG_LEVEL=warning: no access line, all else as full
   full-no-metrics     full with METRICS_ENABLED=false: nothing recorded, no listener
   full-split          full with the two middlewares it had before (TracingMiddleware
@@ -32,8 +54,11 @@ And for the dependency spans (the items route reads Redis):
   full-contrib-deps   full with the contrib SQLAlchemy and Redis instrumentations in
                       place of ours (bench/contrib_deps_app.py)
 Each round loads every route with every variant in turn (the order rotates from round
-to round) with wrk for the same time; figures are medians over the rounds, and ratios are
-taken within a round, so slow phases of a shared machine hit both sides of a ratio.
+to round) with wrk for the same time; figures are medians over the rounds, and ratios and
+differences are taken within a round, so slow phases of a shared machine hit both sides.
+Every variant is checked: spans received or not, access lines present or not (with or
+without trace ids), X-Request-ID echoed or not, request metrics served or not, the jobs a
+component variant logs it runs, and no failed request.
 """
 
 from __future__ import annotations
@@ -61,6 +86,7 @@ from typing import Any
 
 import httpx
 
+from bench import floors
 from bench.lifecycle import Lifecycle, LifecycleError, measure_lifecycle, wait_ready
 from bench.load import LoadError, LoadResult, children, peak_rss_mib, run_wrk, wrk_binary
 from bench.receiver import CountingReceiver
@@ -68,7 +94,41 @@ from tools.testbed.servers import GUNICORN_COMMAND, PostgresServer, RedisServer,
 from tools.testbed.support import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-VARIANTS = ("bare", "floor", "full", "stock", "stock-lean")
+ITEMS_ROUTE = "/api/items/{id}"
+# Each job of ObservabilityMiddleware alone (bench/component_app.py), and the mixes whose
+# differences give the export's and the dependency spans' costs: variant -> its jobs.
+COMPONENT_VARIANTS = {
+    "job-request-id": ("request_id",),
+    "job-span": ("span",),
+    "job-log-context": ("log_context",),
+    "job-access-line": ("access_line",),
+    "job-metrics": ("metrics",),
+    "job-span-export": ("span",),
+    "job-span-context": ("span", "log_context"),
+    "job-span-context-deps": ("span", "log_context"),
+}
+VARIANTS = ("bare", *COMPONENT_VARIANTS, "full-no-export", "full")
+# The per-component table: (key, what, variant, over): the variant's CPU per request
+# above the other's, median of the per-round differences.
+COMPONENTS = (
+    ("request_id", "request_id", "job-request-id", "bare"),
+    ("span", "span (no export)", "job-span", "bare"),
+    ("log_context", "log_context (no span)", "job-log-context", "bare"),
+    ("access_line", "access_line", "job-access-line", "bare"),
+    ("metrics", "metrics", "job-metrics", "bare"),
+    ("span_and_log_context", "span + log_context", "job-span-context", "bare"),
+    ("log_context_with_span", "log_context, span current", "job-span-context", "job-span"),
+    ("export", "export", "job-span-export", "job-span"),
+    ("dependency_spans", "dependency spans", "job-span-context-deps", "job-span-context"),
+    ("all_no_export", "all, no export", "full-no-export", "bare"),
+    ("all", "all (full)", "full", "bare"),
+)
+# Issue 28's goals: bare's CPU per request over the variant's, median of per-round ratios.
+GOALS = (
+    ("full-no-export", "/api/ping", 0.75),
+    ("full", "/api/ping", 0.67),
+    ("full", ITEMS_ROUTE, 0.80),
+)
 # Where full's cost goes (`make bench BENCH_ARGS="--variants bare,full,full-no-export,
 # full-no-access-log"`): full minus one part each, side by side with the others.
 BREAKDOWN_VARIANTS = ("full-no-export", "full-no-access-log", "full-no-metrics")
@@ -82,11 +142,19 @@ AB_APPS = {
 # bare,floor,full,full-no-deps,full-contrib-deps --routes /api/items/{id}"`).
 DEPENDENCY_VARIANTS = ("full-no-deps", "full-sdk-deps", "full-contrib-deps")
 AB_VARIANTS = ("full-split", "full-sdk-deps", "full-before")
+# Every variant but the default ones (--variants).
+ON_REQUEST = tuple(
+    name
+    for name in dict.fromkeys(
+        ("floor", "stock", "stock-lean", *BREAKDOWN_VARIANTS, *AB_VARIANTS, *DEPENDENCY_VARIANTS)
+    )
+    if name not in VARIANTS
+)
 # The ratios printed beside each variant's figures.
 REFERENCES = ("bare", "floor")
 # Start-up and shutdown are measured for the product's two modes only.
 LIFECYCLE_VARIANTS = ("bare", "full")
-ROUTES = ("/api/ping", "/api/items/{id}")
+ROUTES = ("/api/ping", ITEMS_ROUTE)
 WORKERS = 2
 STOCK_MODULE = "opentelemetry.instrumentation.fastapi"
 CONTRIB_DEPS_MODULES = (
@@ -109,7 +177,9 @@ PACKAGES = (
 @dataclass
 class Options:
     # Many short rounds: on a shared machine the median of per-round ratios settles
-    # faster with more rounds than with longer ones (same total time as 5 x 6 s).
+    # faster with more rounds than with longer ones (same total time as 5 x 6 s). With the
+    # default variants (21 wrk runs a round) 10 x 3 s keeps `make bench` near 13 minutes
+    # on 2 cores; a component's few microseconds need the 3 s (CPU is read in ticks).
     rounds: int = 10
     duration_s: float = 3.0
     warmup_s: float = 2.0
@@ -131,6 +201,11 @@ class Variant:
     extra_env: dict[str, str] = field(default_factory=dict)
     exports: bool = True  # spans must reach its receiver
     access_log: bool = False  # its log must hold an access line per request
+    traced_lines: bool = True  # its access lines carry a trace_id
+    echoes_id: bool | None = None  # X-Request-ID on its responses (None: as OBSERVABILITY)
+    jobs: tuple[str, ...] | None = None  # a component variant's jobs, as it must log them
+    traced_redis: bool = False  # a component variant's Redis commands make spans
+    only_route: str | None = None  # loaded on this route only
     service: ServiceProcess | None = None
     requests: int = 0  # traced requests sent to it (every wrk run, warm-ups included)
     runs: dict[str, list[LoadResult]] = field(default_factory=dict)
@@ -148,15 +223,58 @@ class Variant:
             **self.extra_env,
         }
 
+    @property
+    def echoes_request_id(self) -> bool:
+        return self.echoes_id if self.echoes_id is not None else self.observability == "full"
+
+    @property
+    def serves_metrics(self) -> bool:
+        """The request metrics are on (the master's listener serves them)."""
+        enabled = self.extra_env.get("METRICS_ENABLED", "true") != "false"
+        return self.observability == "full" and enabled
+
+    def loads(self, route: str) -> bool:
+        return self.only_route is None or self.only_route == route
+
     def new_service(self, database_url: str, redis_url: str, tmp_dir: Path) -> ServiceProcess:
         service = ServiceProcess(env=self.env(database_url, redis_url), tmp_dir=tmp_dir)
         service.command = [*GUNICORN_COMMAND[:-1], self.app]
         return service
 
 
+def component_variant(name: str) -> Variant:
+    """One of COMPONENT_VARIANTS: only its jobs, no export but job-span-export's, metrics
+    for job-metrics only, dependency spans for job-span-context-deps only."""
+    jobs = COMPONENT_VARIANTS[name]
+    exports = name == "job-span-export"
+    deps = name == "job-span-context-deps"
+    env = {
+        "METRICS_ENABLED": str("metrics" in jobs).lower(),
+        "OTEL_INSTRUMENT_DEPENDENCIES": str(deps).lower(),
+        **({} if exports else {"OTEL_TRACES_EXPORTER": "none"}),
+    }
+    app = f"bench.component_app:build({', '.join(repr(job) for job in jobs)})"
+    return Variant(
+        name,
+        app,
+        "full",
+        CountingReceiver(),
+        env,
+        exports=exports,
+        access_log="access_line" in jobs,
+        traced_lines=False,  # job-access-line's lines: no span is current, no trace_id
+        echoes_id="request_id" in jobs,
+        jobs=tuple(sorted(jobs)),
+        traced_redis=deps,
+        only_route=ITEMS_ROUTE if deps else None,
+    )
+
+
 def make_variant(name: str) -> Variant:
     if name == "bare":
         return Variant(name, "service.main:app", "off", CountingReceiver(), exports=False)
+    if name in COMPONENT_VARIANTS:
+        return component_variant(name)
     if name == "full":
         return Variant(name, "service.main:app", "full", CountingReceiver(), access_log=True)
     if name == "floor":
@@ -307,14 +425,18 @@ def load(variant: Variant, path: str, duration_s: float, options: Options) -> Lo
 
 def run_rounds(variants: list[Variant], options: Options, paths: dict[str, str]) -> None:
     if options.warmup_s >= 1:
-        for path in paths.values():
+        for route, path in paths.items():
             for variant in variants:
-                load(variant, path, options.warmup_s, options)
+                if variant.loads(route):
+                    load(variant, path, options.warmup_s, options)
         log(f"  warmed up every variant on every route for {options.warmup_s:g} s")
     for round_index in range(options.rounds):
         for route, path in paths.items():
             line = []
-            for name in rotated([v.name for v in variants], round_index):
+            names = [v.name for v in variants if v.loads(route)]
+            if not names:
+                continue
+            for name in rotated(names, round_index):
                 variant = next(v for v in variants if v.name == name)
                 result = load(variant, path, options.duration_s, options)
                 variant.runs.setdefault(route, []).append(result)
@@ -351,6 +473,39 @@ def access_lines(service: ServiceProcess) -> dict[str, Any]:
     return {"request_completed": total, "with_trace_id": with_trace, "fields": sorted(fields)}
 
 
+def echoes_request_id(variant: Variant) -> bool:
+    """Whether a response of the variant carries X-Request-ID (one ping, counted)."""
+    assert variant.service is not None
+    response = httpx.get(f"{variant.service.url}/api/ping", timeout=10)
+    response.raise_for_status()
+    variant.requests += 1
+    return "x-request-id" in response.headers
+
+
+def serves_request_metrics(service: ServiceProcess) -> bool:
+    """Whether the master's metrics listener has request durations (no listener: False)."""
+    try:
+        response = httpx.get(service.metrics_url, timeout=10)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200 and (
+        "http_server_request_duration_seconds_count{" in response.text
+    )
+
+
+def component_app_lines(service: ServiceProcess) -> list[dict[str, Any]]:
+    """What each worker of a component variant logged it runs (bench/component_app.py's
+    EVENT line; the module is not imported here: it builds the product's app)."""
+    found = []
+    if service.log_path.exists():
+        with service.log_path.open("rb") as output:
+            for line in output:
+                if b'"message":"bench_component_app"' in line:
+                    record = json.loads(line)
+                    found.append({k: record.get(k) for k in ("jobs", "metrics", "traced_redis")})
+    return found
+
+
 def wait_for_spans(variants: list[Variant], settle_s: float = 1.0) -> None:
     """Until no receiver has counted a new span for settle_s (bounded to 30 s); the
     servers have exited by then, after flushing, so this only lets the receiver finish."""
@@ -370,6 +525,8 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
     for route in options.routes:
         summary: dict[str, Any] = {"variants": {}}
         for variant in variants:
+            if route not in variant.runs:  # not loaded on this route (only_route)
+                continue
             runs = variant.runs[route]
             entry: dict[str, Any] = {
                 "requests_per_s": spread([r.requests_per_s for r in runs]),
@@ -382,8 +539,11 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
             if cpu:
                 entry["cpu_us_per_request"] = spread(cpu)
             for reference in REFERENCES:
-                if reference in by_name and variant.name != reference:
-                    entry.update(ratios_to(reference, runs, by_name[reference].runs[route]))
+                reference_runs = (
+                    by_name[reference].runs.get(route) if reference in by_name else None
+                )
+                if reference_runs and variant.name != reference:
+                    entry.update(ratios_to(reference, runs, reference_runs))
             summary["variants"][variant.name] = entry
         routes[route] = summary
     per_variant: dict[str, Any] = {}
@@ -392,11 +552,13 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
         info: dict[str, Any] = {
             "app": variant.app,
             "OBSERVABILITY": variant.observability,
+            "env": variant.extra_env,
             "traced_requests": variant.requests,
             "exports_spans": variant.exports,
             "spans_received": spans,
             "export_requests": exports,
             "spans_per_request": round(spans / variant.requests, 3) if variant.requests else None,
+            "expected": expectations(variant),
         }
         if variant.lifecycles:
             info["start_to_ready_s"] = spread([x.start_to_ready_s for x in variant.lifecycles])
@@ -420,7 +582,78 @@ def summarise(variants: list[Variant], options: Options, extra: dict[str, Any]) 
         },
         "routes": routes,
         "variants": per_variant,
+        "components": components(by_name, options.routes),
+        "goals": goals(routes),
     }
+
+
+def expectations(variant: Variant) -> dict[str, Any]:
+    """What the run checks a variant against (problems_in)."""
+    return {
+        "access_lines": variant.access_log,
+        "trace_ids_in_access_lines": variant.traced_lines,
+        "x_request_id": variant.echoes_request_id,
+        "request_metrics": variant.serves_metrics,
+        "jobs": list(variant.jobs) if variant.jobs is not None else None,
+        "traced_redis": variant.traced_redis,
+        # job-span-export: the server span only (no dependency span: none is current).
+        "spans_per_request": 1.0 if variant.name == "job-span-export" else None,
+    }
+
+
+def cpu_per_round(runs: list[LoadResult]) -> list[float | None]:
+    return [r.cpu_us_per_request for r in runs]
+
+
+def components(by_name: dict[str, Variant], routes: Sequence[str]) -> dict[str, Any]:
+    """Per route, each row of COMPONENTS whose two variants ran on it: the CPU per request
+    the variant adds over the other (median of the per-round differences), and the
+    variant's CPU ratio to bare (bare's over its, median of the per-round ratios)."""
+    found: dict[str, Any] = {}
+    for route in routes:
+        rows: dict[str, Any] = {}
+        bare = by_name["bare"].runs.get(route) if "bare" in by_name else None
+        for key, what, name, over in COMPONENTS:
+            if name not in by_name or over not in by_name:
+                continue
+            runs, under = by_name[name].runs.get(route), by_name[over].runs.get(route)
+            if not runs or not under:
+                continue
+            added = [
+                round(a - b, 1)
+                for a, b in zip(cpu_per_round(runs), cpu_per_round(under), strict=True)
+                if a is not None and b is not None
+            ]
+            bare_cpu = cpu_per_round(bare) if bare else [None] * len(runs)
+            ratios = [b / a for a, b in zip(cpu_per_round(runs), bare_cpu, strict=True) if a and b]
+            rows[key] = {
+                "component": what,
+                "variant": name,
+                "over": over,
+                "added_cpu_us": round(statistics.median(added), 1) if added else None,
+                "added_cpu_us_per_round": added,
+                "cpu_ratio_to_bare": round(statistics.median(ratios), 3) if ratios else None,
+            }
+        found[route] = rows
+    return found
+
+
+def goals(routes: dict[str, Any]) -> list[dict[str, Any]]:
+    """GOALS with their measured ratio (None when the run did not have the variant)."""
+    found = []
+    for name, route, goal in GOALS:
+        entry = routes.get(route, {}).get("variants", {}).get(name, {})
+        ratio = entry.get("cpu_ratio_to_bare")
+        found.append(
+            {
+                "variant": name,
+                "route": route,
+                "cpu_ratio_to_bare": ratio,
+                "goal": goal,
+                "met": None if ratio is None else ratio >= goal,
+            }
+        )
+    return found
 
 
 def ratios_to(
@@ -472,7 +705,7 @@ def package_versions() -> dict[str, str | None]:
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        f"{'route':<17}{'variant':<19}{'req/s':>9}{'vs bare':>9}{'vs floor':>9}{'p50 ms':>8}"
+        f"{'route':<17}{'variant':<23}{'req/s':>9}{'vs bare':>9}{'vs floor':>9}{'p50 ms':>8}"
         f"{'p99 ms':>8}{'CPU us/req':>11}{'CPU vs bare':>12}{'CPU vs floor':>13}{'errors':>7}"
     ]
 
@@ -483,7 +716,7 @@ def table(results: dict[str, Any]) -> str:
         for name, entry in summary["variants"].items():
             cpu = entry.get("cpu_us_per_request", {}).get("median")
             rows.append(
-                f"{route:<17}{name:<19}{entry['requests_per_s']['median']:>9,.0f}"
+                f"{route:<17}{name:<23}{entry['requests_per_s']['median']:>9,.0f}"
                 f"{figure(entry.get('ratio_to_bare')):>9}"
                 f"{figure(entry.get('ratio_to_floor')):>9}"
                 f"{entry['p50_ms']['median']:>8.2f}{entry['p99_ms']['median']:>8.2f}"
@@ -494,7 +727,7 @@ def table(results: dict[str, Any]) -> str:
             )
     rows.append("")
     rows.append(
-        f"{'variant':<19}{'ready s':>9}{'SIGTERM->exit s':>17}{'peak RSS/worker MiB':>21}"
+        f"{'variant':<23}{'ready s':>9}{'SIGTERM->exit s':>17}{'peak RSS/worker MiB':>21}"
         f"{'spans/request':>15}{'access lines w/ trace_id':>26}"
     )
     for name, info in results["variants"].items():
@@ -505,7 +738,7 @@ def table(results: dict[str, Any]) -> str:
         lines = info.get("access_lines")
         logged = f"{lines['with_trace_id']:,}/{lines['request_completed']:,}" if lines else "-"
         rows.append(
-            f"{name:<19}{(f'{ready:.2f}' if ready is not None else '-'):>9}"
+            f"{name:<23}{(f'{ready:.2f}' if ready is not None else '-'):>9}"
             f"{(f'{exit_s:.2f}' if exit_s is not None else '-'):>17}"
             f"{(f'{max(rss):.1f}' if rss else '-'):>21}"
             f"{(f'{spans:.3f}' if spans is not None else '-'):>15}{logged:>26}"
@@ -517,6 +750,49 @@ def table(results: dict[str, Any]) -> str:
             f"JSON formatter on one core: {formatter['formatter_lines_per_cpu_s']:,} lines/s; "
             f"whole access-log path (logger, formatter, write): "
             f"{formatter['access_log_lines_per_cpu_s']:,} lines/s"
+        )
+    if results.get("components"):
+        rows += ["", component_table(results)]
+    if results.get("floors"):
+        rows += ["", floors.table(results["floors"])]
+    if results.get("goals"):
+        rows += ["", goals_table(results["goals"])]
+    return "\n".join(rows)
+
+
+def component_table(results: dict[str, Any]) -> str:
+    """Per component: the CPU us per request it adds, and its variant's CPU ratio to bare."""
+    routes = list(results["components"])
+    head = f"{'component':<27}{'variant':<23}{'over':<18}"
+    rows = [
+        "CPU us/request each component adds (median of per-round differences) and its "
+        "variant's CPU vs bare",
+        head + "".join(f"{route:>24}" for route in routes),
+        " " * len(head) + f"{'added':>14}{'vs bare':>10}" * len(routes),
+    ]
+    for key, what, name, over in COMPONENTS:
+        cells = [results["components"][route].get(key) for route in routes]
+        if not any(cells):
+            continue
+        line = f"{what:<27}{name:<23}{over:<18}"
+        for cell in cells:
+            added = cell["added_cpu_us"] if cell else None
+            ratio = cell["cpu_ratio_to_bare"] if cell else None
+            line += f"{(f'{added:+.1f}' if added is not None else '-'):>14}"
+            line += f"{(f'{ratio:.2f}' if ratio is not None else '-'):>10}"
+        rows.append(line)
+    return "\n".join(rows)
+
+
+def goals_table(found: list[dict[str, Any]]) -> str:
+    rows = ["The three ratios: bare's CPU per request over the variant's (median per round)"]
+    for goal in found:
+        ratio = goal["cpu_ratio_to_bare"]
+        verdict = "not run" if goal["met"] is None else "PASS" if goal["met"] else "MISS"
+        rows.append(
+            f"  {goal['variant'] + ' on ' + goal['route']:<34}"
+            f"{(f'{ratio:.2f}' if ratio is not None else '-'):>6}"
+            f"   goal >= {goal['goal']:.2f}   {verdict}"
         )
     return "\n".join(rows)
 
@@ -533,13 +809,26 @@ def problems_in(results: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: no span reached the OTLP receiver")
         if not info["exports_spans"] and info["spans_received"]:
             problems.append(f"{name}: spans reached the OTLP receiver, which it must not export")
+        expected = info["expected"]
         lines = info.get("access_lines")
-        if lines is not None and lines["with_trace_id"] < lines["request_completed"]:
+        traced_lines = expected["trace_ids_in_access_lines"]
+        if (
+            lines is not None
+            and traced_lines
+            and lines["with_trace_id"] < lines["request_completed"]
+        ):
             problems.append(f"{name}: access lines without a trace_id")
+        if lines is not None and not traced_lines and lines["with_trace_id"]:
+            problems.append(f"{name}: access lines with a trace_id, which it has no span for")
         if lines is not None and not lines["request_completed"]:
             problems.append(f"{name}: no access line in its log")
+        if info.get("stray_access_lines"):
+            problems.append(
+                f"{name}: {info['stray_access_lines']} access lines, which it must not write"
+            )
         if any(code != 0 for code in info.get("exit_codes", [])):
             problems.append(f"{name}: exit code {info['exit_codes']} after SIGTERM")
+        problems += expectations_unmet(name, info)
     floor = results["variants"].get("floor", {}).get("access_lines")
     full = results["variants"].get("full", {}).get("access_lines")
     if floor and full and floor["fields"] != full["fields"]:
@@ -547,6 +836,30 @@ def problems_in(results: dict[str, Any]) -> list[str]:
             f"floor's access lines have other fields than full's: {floor['fields']} "
             f"vs {full['fields']}"
         )
+    return problems
+
+
+def expectations_unmet(name: str, info: dict[str, Any]) -> list[str]:
+    """What a variant showed against what it must do: X-Request-ID echoed, request
+    metrics served, a component variant's jobs and traced Redis commands (as each worker
+    logs them), and one span per request where that is all it exports."""
+    expected = info["expected"]
+    problems = []
+    for key, what in (("x_request_id", "X-Request-ID echoed"), ("request_metrics", "metrics")):
+        if info.get(key) != expected[key]:
+            problems.append(f"{name}: {what} {info.get(key)}, must be {expected[key]}")
+    if expected["jobs"] is not None:
+        want = {
+            "jobs": expected["jobs"],
+            "metrics": expected["request_metrics"],
+            "traced_redis": expected["traced_redis"],
+        }
+        workers = info.get("component_app", [])
+        if len(workers) != WORKERS or any(worker != want for worker in workers):
+            problems.append(f"{name}: its workers run {workers}, must run {want} each")
+    spans, want_spans = info["spans_per_request"], expected["spans_per_request"]
+    if want_spans is not None and (spans is None or abs(spans - want_spans) > 0.05):
+        problems.append(f"{name}: {spans} spans per request, must be {want_spans}")
     return problems
 
 
@@ -568,6 +881,8 @@ def run(options: Options) -> dict[str, Any]:
         assert seeding.service is not None
         item_id = seed_item(seeding.service)
         seeding.requests += 2
+        for variant in variants:
+            extra[variant.name]["x_request_id"] = echoes_request_id(variant)
         paths = {route: route.replace("{id}", str(item_id)) for route in options.routes}
         run_rounds(variants, options, paths)
         for variant in variants:
@@ -576,15 +891,23 @@ def run(options: Options) -> dict[str, Any]:
             extra[variant.name]["peak_rss_mib_per_worker"] = [
                 rss for rss in (peak_rss_mib(pid) for pid in workers) if rss is not None
             ]
+            extra[variant.name]["request_metrics"] = serves_request_metrics(variant.service)
         stop_services(variants)
         wait_for_spans(variants)
         for variant in variants:
             assert variant.service is not None
+            lines = access_lines(variant.service)
             if variant.access_log:
-                extra[variant.name]["access_lines"] = access_lines(variant.service)
+                extra[variant.name]["access_lines"] = lines
+            else:
+                extra[variant.name]["stray_access_lines"] = lines["request_completed"]
+            if variant.jobs is not None:
+                extra[variant.name]["component_app"] = component_app_lines(variant.service)
     log("JSON formatter speed on one core")
     results = summarise(variants, options, extra)
     results["formatter"] = formatter_speed(options.formatter_lines)
+    log("the floor of each job, in one process (bench/floors.py)")
+    results["floors"] = floors.run_floors(options.smoke)
     return results
 
 
@@ -593,17 +916,25 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     defaults = Options()
-    parser.add_argument("--rounds", type=int, default=defaults.rounds)
-    parser.add_argument("--duration-s", type=float, default=defaults.duration_s)
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="default: %(default)s")
+    parser.add_argument(
+        "--duration-s", type=float, default=defaults.duration_s, help="per wrk run: %(default)s"
+    )
     parser.add_argument("--warmup-s", type=float, default=defaults.warmup_s)
     parser.add_argument("--connections", type=int, default=defaults.connections)
     parser.add_argument("--lifecycle-runs", type=int, default=defaults.lifecycle_runs)
     parser.add_argument("--formatter-lines", type=int, default=defaults.formatter_lines)
-    parser.add_argument("--variants", default=",".join(defaults.variants))
+    parser.add_argument(
+        "--variants",
+        default=",".join(defaults.variants),
+        help="comma-separated; default: %(default)s;\non request: " + ",".join(ON_REQUEST),
+    )
     parser.add_argument("--routes", default=",".join(defaults.routes))
     parser.add_argument("--out", type=Path, default=defaults.out, help="results folder")
     parser.add_argument(
-        "--smoke", action="store_true", help="a very short run (CI): 1 round of 1 s, and so on"
+        "--smoke",
+        action="store_true",
+        help="a very short run (CI): 1 round of 1 s, short floors, and so on",
     )
 
     args = parser.parse_args(argv)
@@ -622,8 +953,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     if args.smoke:
         options.rounds, options.duration_s, options.warmup_s = 1, 1.0, 0.0
         options.lifecycle_runs, options.formatter_lines = 1, 5_000
-    for name in options.variants:
-        make_variant(name)  # raises for an unknown name
+    unknown_variants = [v for v in options.variants if v not in (*VARIANTS, *ON_REQUEST)]
+    if unknown_variants:
+        parser.error(f"unknown variants {unknown_variants}; see --help")
     unknown = set(options.routes) - set(ROUTES)
     if unknown:
         parser.error(f"unknown routes {sorted(unknown)}; known: {', '.join(ROUTES)}")
@@ -642,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results = run(options)
-    except (LoadError, LifecycleError, httpx.HTTPError) as exc:
+    except (LoadError, LifecycleError, httpx.HTTPError, floors.FloorError) as exc:
         print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     results["conditions"]["bench_seconds"] = round(time.monotonic() - started, 1)
