@@ -190,6 +190,9 @@ class Options:
     routes: tuple[str, ...] = ROUTES
     out: Path = RESULTS_DIR
     smoke: bool = False
+    # A commit whose full and full-no-export run side by side with this tree's (as
+    # before-full, before-full-no-export): what the changes since bought, in one run.
+    before: str | None = None
 
 
 @dataclass
@@ -206,6 +209,7 @@ class Variant:
     jobs: tuple[str, ...] | None = None  # a component variant's jobs, as it must log them
     traced_redis: bool = False  # a component variant's Redis commands make spans
     only_route: str | None = None  # loaded on this route only
+    cwd: Path | None = None  # a tree of another commit (--before), else this one
     service: ServiceProcess | None = None
     requests: int = 0  # traced requests sent to it (every wrk run, warm-ups included)
     runs: dict[str, list[LoadResult]] = field(default_factory=dict)
@@ -239,7 +243,27 @@ class Variant:
     def new_service(self, database_url: str, redis_url: str, tmp_dir: Path) -> ServiceProcess:
         service = ServiceProcess(env=self.env(database_url, redis_url), tmp_dir=tmp_dir)
         service.command = [*GUNICORN_COMMAND[:-1], self.app]
+        if self.cwd is not None:
+            service.cwd = self.cwd
         return service
+
+
+def before_variants(commit: str, tmp: Path) -> list[Variant]:
+    """full and full-no-export as they were at `commit` (its service/ from git, run by the
+    same virtual environment), named before-full and before-full-no-export."""
+    tree = tmp / "before"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", commit, "service"], cwd=REPO_ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    variants = []
+    for name in ("full-no-export", "full"):
+        variant = make_variant(name)
+        variant.name = f"before-{name}"
+        variant.cwd = tree
+        variants.append(variant)
+    return variants
 
 
 def component_variant(name: str) -> Variant:
@@ -644,11 +668,13 @@ def goals(routes: dict[str, Any]) -> list[dict[str, Any]]:
     for name, route, goal in GOALS:
         entry = routes.get(route, {}).get("variants", {}).get(name, {})
         ratio = entry.get("cpu_ratio_to_bare")
+        before = routes.get(route, {}).get("variants", {}).get(f"before-{name}", {})
         found.append(
             {
                 "variant": name,
                 "route": route,
                 "cpu_ratio_to_bare": ratio,
+                "before_cpu_ratio_to_bare": before.get("cpu_ratio_to_bare"),
                 "goal": goal,
                 "met": None if ratio is None else ratio >= goal,
             }
@@ -793,6 +819,11 @@ def goals_table(found: list[dict[str, Any]]) -> str:
             f"  {goal['variant'] + ' on ' + goal['route']:<34}"
             f"{(f'{ratio:.2f}' if ratio is not None else '-'):>6}"
             f"   goal >= {goal['goal']:.2f}   {verdict}"
+            + (
+                f"   (before: {before:.2f})"
+                if (before := goal.get("before_cpu_ratio_to_bare"))
+                else ""
+            )
         )
     return "\n".join(rows)
 
@@ -865,11 +896,13 @@ def expectations_unmet(name: str, info: dict[str, Any]) -> list[str]:
 
 def run(options: Options) -> dict[str, Any]:
     variants = [make_variant(name) for name in options.variants]
-    extra: dict[str, dict[str, Any]] = {v.name: {} for v in variants}
     with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        if options.before:
+            variants += before_variants(options.before, tmp)
+        extra: dict[str, dict[str, Any]] = {v.name: {} for v in variants}
         for variant in variants:
             stack.enter_context(variant.receiver)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         log("starting PostgreSQL and Redis")
         postgres, redis = stack.enter_context(backing_servers())
         log(f"start-up and idle shutdown, {options.lifecycle_runs} run(s) per variant")
@@ -932,6 +965,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--routes", default=",".join(defaults.routes))
     parser.add_argument("--out", type=Path, default=defaults.out, help="results folder")
     parser.add_argument(
+        "--before",
+        metavar="COMMIT",
+        help="also run that commit's full and full-no-export (before-full, ...) side by side",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="a very short run (CI): 1 round of 1 s, short floors, and so on",
@@ -949,6 +987,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         routes=tuple(r.strip() for r in args.routes.split(",") if r.strip()),
         out=args.out,
         smoke=args.smoke,
+        before=args.before,
     )
     if args.smoke:
         options.rounds, options.duration_s, options.warmup_s = 1, 1.0, 0.0

@@ -195,6 +195,7 @@ class ServiceProcess:
             **(env or {}),
         }
         self.command = [*GUNICORN_COMMAND, *(extra_args or [])]
+        self.cwd = REPO_ROOT  # where `service` is imported from (make bench --before: elsewhere)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -209,7 +210,7 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
