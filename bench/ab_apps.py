@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from starlette.middleware import Middleware
 
@@ -22,8 +23,12 @@ from service.telemetry import dependency_spans
 from service.telemetry.observability import ObservabilityMiddleware
 
 
-def sdk_client_span(name: str, attributes: dict[str, Any]) -> trace.Span:
-    return dependency_spans._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+def sdk_client_span(
+    name: str, attributes: dict[str, Any], current: Context | None = None
+) -> trace.Span:
+    return dependency_spans._tracer.start_span(
+        name, context=current, kind=SpanKind.CLIENT, attributes=attributes
+    )
 
 
 def build(layers: str = "one", spans: str = "lean") -> FastAPI:

@@ -142,11 +142,25 @@ AB_APPS = {
 # bare,floor,full,full-no-deps,full-contrib-deps --routes /api/items/{id}"`).
 DEPENDENCY_VARIANTS = ("full-no-deps", "full-sdk-deps", "full-contrib-deps")
 AB_VARIANTS = ("full-split", "full-sdk-deps", "full-before")
+# Full with one of issue 28's cuts undone (bench/undo_apps.py): what each bought, in one run
+# (`make bench BENCH_ARGS="--variants bare,full,full-undo-gc,... --before COMMIT"`).
+UNDO_APPS = {
+    f"full-undo-{cut}": f"bench.undo_apps:build({cut!r})"
+    for cut in ("gc", "metrics", "lines", "encoder")
+}
 # Every variant but the default ones (--variants).
 ON_REQUEST = tuple(
     name
     for name in dict.fromkeys(
-        ("floor", "stock", "stock-lean", *BREAKDOWN_VARIANTS, *AB_VARIANTS, *DEPENDENCY_VARIANTS)
+        (
+            "floor",
+            "stock",
+            "stock-lean",
+            *BREAKDOWN_VARIANTS,
+            *AB_VARIANTS,
+            *UNDO_APPS,
+            *DEPENDENCY_VARIANTS,
+        )
     )
     if name not in VARIANTS
 )
@@ -305,6 +319,8 @@ def make_variant(name: str) -> Variant:
         return Variant(name, "bench.floor_app:app", "full", CountingReceiver(), access_log=True)
     if name in AB_APPS:  # full with one or both of its speed changes undone
         return Variant(name, AB_APPS[name], "full", CountingReceiver(), access_log=True)
+    if name in UNDO_APPS:  # full with one of issue 28's cuts undone
+        return Variant(name, UNDO_APPS[name], "full", CountingReceiver(), access_log=True)
     if name == "full-no-deps":
         env = {"OTEL_INSTRUMENT_DEPENDENCIES": "false"}
         return Variant(name, "service.main:app", "full", CountingReceiver(), env, access_log=True)

@@ -82,6 +82,7 @@ def clip(text: str, limit: int) -> str:
     return f"{text[:half]} ...[{len(text) - limit} chars cut]... {text[-half:]}"
 
 
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
 # The formatted whole second of the last line: lines come many to a second.
 _last_second: tuple[int, str] = (-1, "")
 
@@ -93,5 +94,4 @@ def rfc3339(created: float) -> str:
     if second != cached_second:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _last_second = (second, prefix)  # one tuple: threads see both or neither
-    millis = int(created * 1000) % 1000
-    return f"{prefix}.{millis:03d}Z"
+    return prefix + _MILLIS[int(created * 1000) % 1000]

@@ -22,7 +22,7 @@ import struct
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as prometheus_values
@@ -183,15 +183,16 @@ class AppMetrics:
             ("check", "reason"),
             registry=registry,
         )
-        cache_lookups = Counter(
+        self.cache_lookups = Counter(
             "cache_lookups",
             "Cache reads: hit, miss, or fallback (Redis failed or bypassed: the database answers).",
             ("result",),
             registry=registry,
         )
-        self.cache = {result: cache_lookups.labels(result) for result in CACHE_RESULTS}
+        self.cache: dict[str, Adder] = {}
         self._durations: dict[tuple[str, str, int], Histogram | Duration] = {}
         self._active: dict[str, Adder] = {}
+        self.forget_children()
         # A fork copies the places of the parent's files: start over in the child.
         forget = weakref.WeakMethod(self.forget_children)
         os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
@@ -199,6 +200,14 @@ class AppMetrics:
     def forget_children(self) -> None:
         self._durations = {}
         self._active = {}
+        # One lookup per read of the items route: written straight in, as the request's.
+        self.cache = {
+            result: self.adder(self.cache_lookups.labels(result)) for result in CACHE_RESULTS
+        }
+
+    def adder(self, child: Counter | Gauge) -> Adder:
+        """A counter's or gauge's child, or its FileValue under Gunicorn."""
+        return FileValue(child._value) if self.multiprocess else cast(Adder, child)
 
     def active(self, method: str) -> Adder:
         """The active-requests gauge of this method (inc at the start, dec at the end)."""
@@ -206,9 +215,7 @@ class AppMetrics:
             method = OTHER_METHOD
         gauge = self._active.get(method)
         if gauge is None:
-            child = self.active_requests.labels(method)
-            gauge = FileValue(child._value) if self.multiprocess else child
-            self._active[method] = gauge
+            gauge = self._active[method] = self.adder(self.active_requests.labels(method))
         return gauge
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

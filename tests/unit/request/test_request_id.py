@@ -26,3 +26,19 @@ def test_invalid_ids_are_replaced(value: bytes | None) -> None:
 @given(st.binary(max_size=200))
 def test_result_is_always_safe(value: bytes) -> None:
     assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", accept_or_generate(value))
+
+
+def test_forked_workers_generate_different_ids() -> None:
+    """The random module reseeds in a forked child: two workers never share a sequence."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, accept_or_generate(None).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert GENERATED.fullmatch(child) and child != accept_or_generate(None)
