@@ -40,8 +40,10 @@ def build(layers: str = "one", spans: str = "lean") -> FastAPI:
     if layers == "split":
         [layer] = [m for m in app.user_middleware if m.cls is ObservabilityMiddleware]  # type: ignore[comparison-overlap]
         index = app.user_middleware.index(layer)
+        # the old layers had no jobs: they did all of them
+        without_jobs = {key: value for key, value in layer.kwargs.items() if key != "jobs"}
         app.user_middleware[index : index + 1] = [
             Middleware(TracingMiddleware),
-            Middleware(AccessLogMiddleware, *layer.args, **layer.kwargs),  # type: ignore[arg-type]
+            Middleware(AccessLogMiddleware, *layer.args, **without_jobs),  # type: ignore[arg-type]
         ]
     return app

@@ -201,7 +201,8 @@ class FloorLayer:
     """A pure-ASGI layer doing the chosen jobs the cheapest defensible way, nothing else
     (no slow-request line, no 500 answer for a crash, no fallback):
     - request_id: the same validity rule on an incoming X-Request-ID, else
-      os.urandom(16).hex(); the header tuples appended to a copy of the response's list
+      random.getrandbits(128) as hex (as ours, and as the SDK makes trace ids); the header
+      tuples appended to a copy of the response's list
       (the list is the response's own: not changed in place);
     - span: ids from random.getrandbits (the SDK's id generator does the same), the same
       attributes, and one tuple (trace_id, span_id, parent, name, start_ns, end_ns,
@@ -261,7 +262,7 @@ class FloorLayer:
             if incoming is not None and _VALID_ID(incoming):
                 request_id = incoming.decode("ascii")
             else:
-                request_id = os.urandom(16).hex()
+                request_id = random.getrandbits(128).to_bytes(16, "big").hex()
         probe = path.startswith(PROBE_PREFIX)
         trace_id = span_id = 0
         parent_id: int | None = None

@@ -328,7 +328,7 @@ def test_prometheus_multiprocess_value_shape() -> None:
     from prometheus_client import Gauge, Histogram
     from prometheus_client.mmap_dict import MmapedDict
 
-    inc = inspect.getsource(values.MultiProcessValue().inc)
+    inc = inspect.getsource(values.MultiProcessValue().inc)  # type: ignore[no-untyped-call]
     assert "self._file.write_value(self._key, self._value, self._timestamp)" in inc, PINNED["_file"]
     write = inspect.getsource(MmapedDict.write_value)
     assert "self._positions[key]" in write and "_pack_two_doubles(self._m, pos" in write, PINNED[

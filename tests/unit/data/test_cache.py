@@ -23,7 +23,9 @@ class FakeRedis:
 
 
 def counts(metrics: AppMetrics) -> dict[str, float]:
-    return {result: child._value.get() for result, child in metrics.cache.items()}
+    # outside Gunicorn (no multiprocess directory) these are prometheus_client's children
+    children: dict[str, Any] = dict(metrics.cache)
+    return {result: child._value.get() for result, child in children.items()}
 
 
 def test_hits_misses_and_fallbacks_are_counted() -> None:

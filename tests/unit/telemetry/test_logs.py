@@ -4,14 +4,14 @@ import json
 import logging
 import os
 import re
+from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.request import context
-from service.telemetry import logs
+from service.telemetry.json_line import MAX_LINE_BYTES
 from service.telemetry.logs import (
-    MAX_LINE_BYTES,
     JsonFormatter,
     JsonLineHandler,
     StructuredLogger,
@@ -201,15 +201,11 @@ def test_text_lines_equal_the_encoded_entry(
     span = NonRecordingSpan(SpanContext(2**127 + 5, 2**63 + 7, False, TraceFlags(1)))
     tokens = [context.request_id.set(request_id), context.user_id.set(user)]
     otel_token = otel_context.attach(trace.set_span_in_context(span)) if traced else None
-    frozen = 1_700_000_000.1234
-    original = logs.time.time
-    logs.time.time = lambda: frozen  # type: ignore[method-assign]
     try:
-        assert formatter.format_event(level, event, fields) == formatter.format_event_entry(
-            level, event, fields
-        )
+        with patch("time.time", return_value=1_700_000_000.1234):
+            line = formatter.format_event(level, event, fields)
+            assert line == formatter.format_event_entry(level, event, fields)
     finally:
-        logs.time.time = original  # type: ignore[method-assign]
         if otel_token is not None:
             otel_context.detach(otel_token)
         context.user_id.reset(tokens[1])
@@ -241,13 +237,8 @@ def test_access_text_line_equals_the_encoded_entry(
         "client_ip": client_ip,
         "user_agent": user_agent,
     }
-    frozen = 1_700_000_000.9999
-    original = logs.time.time
-    logs.time.time = lambda: frozen  # type: ignore[method-assign]
-    try:
+    with patch("time.time", return_value=1_700_000_000.9999):
         line = formatter.format_access(
             "INFO", method, path, status, duration_ms, client_ip, user_agent
         )
         assert line == formatter.format_event_entry("INFO", "request_completed", fields)
-    finally:
-        logs.time.time = original  # type: ignore[method-assign]
