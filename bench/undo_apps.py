@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from service.main import create_app
 from service.server import worker
 from service.telemetry import otlp_encoding
-from service.telemetry.logs import JsonFormatter
+from service.telemetry.logs import JsonFormatter, access_fields
 
 CUTS = ("gc", "metrics", "lines", "encoder")
 
@@ -41,14 +41,7 @@ def entry_access(
     client_ip: str | None,
     user_agent: str,
 ) -> str:
-    fields: dict[str, Any] = {
-        "method": method,
-        "path": path,
-        "status_code": status,
-        "duration_ms": duration_ms,
-        "client_ip": client_ip,
-        "user_agent": user_agent,
-    }
+    fields = access_fields(method, path, status, duration_ms, client_ip, user_agent)
     return self.format_event_entry(levelname, "request_completed", fields)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.types import Scope
 
 from service.request.context import PROBE_PREFIX
-from service.telemetry.logs import JsonFormatter, direct_writer, get_logger
+from service.telemetry.logs import JsonFormatter, access_fields, direct_writer, get_logger
 
 log = get_logger("service.access")
 ACCESS_EVENT = "request_completed"
@@ -75,14 +75,7 @@ def log_request(
             return
         if not log.isEnabledFor(level):
             return
-    fields = {
-        "method": scope["method"],
-        "path": path,
-        "status_code": status,
-        "duration_ms": duration_ms,
-        "client_ip": client_ip,
-        "user_agent": user_agent,
-    }
+    fields = access_fields(scope["method"], path, status, duration_ms, client_ip, user_agent)
     write_access_line(level, fields)
     if slow:
         log.warning("slow_request", **fields, threshold_ms=slow_request_ms)

@@ -48,6 +48,25 @@ _request_id = context.request_id.get
 _user_id = context.user_id.get
 
 
+def access_fields(
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    client_ip: str | None,
+    user_agent: str,
+) -> dict[str, Any]:
+    """An access line's fields, in the schema's order (docs/architecture.md)."""
+    return {
+        "method": method,
+        "path": path,
+        "status_code": status,
+        "duration_ms": duration_ms,
+        "client_ip": client_ip,
+        "user_agent": user_agent,
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """Format a LogRecord as one JSON object (no newline) following the log schema."""
 
@@ -116,14 +135,7 @@ class JsonFormatter(logging.Formatter):
             )
             if line is not None:
                 return line
-        fields = {
-            "method": method,
-            "path": path,
-            "status_code": status,
-            "duration_ms": duration_ms,
-            "client_ip": client_ip,
-            "user_agent": user_agent,
-        }
+        fields = access_fields(method, path, status, duration_ms, client_ip, user_agent)
         return self.format_event_entry(levelname, "request_completed", fields)
 
     def _text_line(self, levelname: str, event: str, tail: str) -> str | None:
