@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 from starlette.middleware import Middleware
 
 from bench.split_layers import AccessLogMiddleware, TracingMiddleware
@@ -24,7 +24,10 @@ from service.telemetry.observability import ObservabilityMiddleware
 
 
 def sdk_client_span(
-    name: str, attributes: dict[str, Any], current: Context | None = None
+    name: str,
+    attributes: dict[str, Any],
+    current: Context | None = None,
+    parent: SpanContext | None = None,  # the span in `current`: the SDK reads it there
 ) -> trace.Span:
     return dependency_spans._tracer.start_span(
         name, context=current, kind=SpanKind.CLIENT, attributes=attributes

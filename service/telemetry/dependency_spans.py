@@ -21,7 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.trace import ProxyTracer, SpanKind, Status, StatusCode
+from opentelemetry.trace import ProxyTracer, SpanContext, SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -42,12 +42,16 @@ _lean: tuple[object, ServerSpanFactory] | None = None
 
 
 def start_client_span(
-    name: str, attributes: dict[str, Any], current: Context | None = None
+    name: str,
+    attributes: dict[str, Any],
+    current: Context | None = None,
+    parent: SpanContext | None = None,
 ) -> trace.Span:
-    """A CLIENT span under the current one. With the SDK's tracer it is the lean span of
-    span.py (the SDK's sampler, ids, limits and processors; attributes taken as they are:
-    they are valid here), which `make bench` measured at a fraction of the SDK Span's
-    cost; with any other tracer, that tracer's span."""
+    """A CLIENT span under the current one (`current`, and the span context of its
+    span as `parent`, when the caller has them). With the SDK's tracer it is the lean
+    span of span.py (the SDK's sampler, ids, limits and processors; attributes taken as
+    they are: they are valid here), which `make bench` measured at a fraction of the SDK
+    Span's cost; with any other tracer, that tracer's span."""
     global _lean
     tracer: Any = _tracer
     if type(tracer) is ProxyTracer:
@@ -58,7 +62,7 @@ def start_client_span(
         _lean = (tracer, ServerSpanFactory(tracer, SCOPE_NAME))
     if current is None:
         current = otel_context.get_current()
-    return _lean[1].start(name, current, attributes, SpanKind.CLIENT)
+    return _lean[1].start(name, current, attributes, SpanKind.CLIENT, parent)
 
 
 def summarize(statement: str) -> tuple[str, str | None]:
@@ -146,9 +150,10 @@ class RedisSpan:
 
     def __init__(self, command: str, server: dict[str, Any]) -> None:
         current = otel_context.get_current()
-        if trace.get_current_span(current).get_span_context().is_valid:  # in a trace
+        parent = trace.get_current_span(current).get_span_context()
+        if parent.is_valid:  # in a trace
             attributes = {"db.system.name": "redis", "db.operation.name": command, **server}
-            self.span = start_client_span(command, attributes, current)
+            self.span = start_client_span(command, attributes, current, parent)
         else:
             self.span = trace.INVALID_SPAN
 

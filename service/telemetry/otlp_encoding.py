@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from service.telemetry.span import ServerSpan
 
@@ -113,6 +114,21 @@ def _attributes(tag: bytes, attributes: Mapping[str, object] | None) -> bytes:
 
 # Span.kind as the field it is written as; Span.flags for a local and a remote parent.
 _KINDS = {kind: b"\x30" + _SMALL_VARINTS[kind.value + 1] for kind in SpanKind}
+# The fixed-size fields as one pack each: trace_id (two big-endian halves) and span_id
+# with their tags; parent_span_id; start and end times (fixed64, little-endian).
+_IDS = struct.Struct(">HQQHQ")
+_PARENT_ID = struct.Struct(">HQ")
+_TIMES = struct.Struct("<BQBQ")
+# A status without description: its code alone.
+_STATUSES = {
+    code: b"\x7a\x02\x18" + _SMALL_VARINTS[code.value] if code.value else b"\x7a\x00"
+    for code in StatusCode
+}
+_STATUS_UNSET = _STATUSES[StatusCode.UNSET]
+_KIND_SERVER, _KIND_CLIENT = _KINDS[SpanKind.SERVER], _KINDS[SpanKind.CLIENT]
+# Span names repeat (one per route and method): their encoded field, bounded.
+_NAME_CACHE_SIZE = 1024
+_names: dict[str, bytes] = {}
 _FLAGS_LOCAL = b"\x85\x01" + _FIXED32.pack(_FLAGS_HAS_IS_REMOTE)
 _FLAGS_REMOTE = b"\x85\x01" + _FIXED32.pack(_FLAGS_HAS_IS_REMOTE | _FLAGS_IS_REMOTE)
 
@@ -124,11 +140,56 @@ def _flags(parent: SpanContext | None) -> bytes:
     return _FIXED32.pack(flags)
 
 
+def _plain_span(span: ServerSpan) -> bytes:
+    """_span_message for the usual ServerSpan (a request's or a command's: no events,
+    links, trace state or drops, a status without description, both times set), written
+    in one function: the same bytes at two thirds of the cost (`make bench`'s export
+    floor); tests/unit/telemetry/test_otlp_encoding.py compares the two."""
+    context = span.get_span_context()
+    parent = span._parent
+    trace_id = context.trace_id
+    name = span._name
+    encoded_name = _names.get(name)
+    if encoded_name is None:
+        if len(_names) >= _NAME_CACHE_SIZE:
+            _names.clear()
+        encoded_name = _names[name] = _len_field(b"\x2a", name.encode()) if name else b""
+    kind = span._kind
+    status_code = span._status.status_code
+    body = b"".join(
+        (
+            _IDS.pack(0x0A10, trace_id >> 64, trace_id & _U64_MASK, 0x1208, context.span_id),
+            b"" if parent is None else _PARENT_ID.pack(0x2208, parent.span_id),
+            encoded_name,
+            _KIND_SERVER
+            if kind is SpanKind.SERVER
+            else _KIND_CLIENT
+            if kind is SpanKind.CLIENT
+            else _KINDS[kind],
+            _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
+            _attributes(b"\x4a", span._attributes),
+            _STATUS_UNSET if status_code is StatusCode.UNSET else _STATUSES[status_code],
+            _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL,
+        )
+    )
+    return b"\x12" + _varint(len(body)) + body
+
+
 def _encode_span(span: ReadableSpan) -> bytes:
     """One Span message, as the `spans` field of ScopeSpans. A ServerSpan's fields are read
     as they are (ReadableSpan's properties copy them: a third of the encoding's time)."""
     if type(span) is ServerSpan:
         dropped = span._dropped
+        if (
+            not span._events
+            and not span._links
+            and not (dropped[0] or dropped[1] or dropped[2])
+            and span.get_span_context().trace_state is DEFAULT_TRACE_STATE
+            and span._status.description is None
+            and span._start_time
+            and span._end_time
+        ):
+            return _plain_span(span)
         return _span_message(
             span._context,
             span._parent,
@@ -171,21 +232,33 @@ def _span_message(
     dropped: Sequence[int],  # attributes, events, links
 ) -> bytes:
     assert context is not None
-    parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
-    if context.trace_state:
+    trace_id = context.trace_id
+    parts = [_IDS.pack(0x0A10, trace_id >> 64, trace_id & _U64_MASK, 0x1208, context.span_id)]
+    if context.trace_state is not DEFAULT_TRACE_STATE and context.trace_state:
         state = ",".join(f"{key}={value}" for key, value in context.trace_state.items())
         parts.append(_len_field(b"\x1a", state.encode()))
     if parent:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        parts.append(_PARENT_ID.pack(0x2208, parent.span_id))
     if name:
-        parts.append(_len_field(b"\x2a", name.encode()))
-    parts.append(_KINDS[kind])
-    if start_time:
+        encoded_name = _names.get(name)
+        if encoded_name is None:
+            if len(_names) >= _NAME_CACHE_SIZE:
+                _names.clear()
+            encoded_name = _names[name] = _len_field(b"\x2a", name.encode())
+        parts.append(encoded_name)
+    # Enum members hash in Python: the usual kinds are told apart by identity.
+    parts.append(
+        _KIND_SERVER
+        if kind is SpanKind.SERVER
+        else _KIND_CLIENT
+        if kind is SpanKind.CLIENT
+        else _KINDS[kind]
+    )
+    if start_time and end_time:
+        parts.append(_TIMES.pack(0x39, start_time, 0x41, end_time))
+    elif start_time:
         parts.append(b"\x39" + _FIXED64.pack(start_time))
-    if end_time:
+    elif end_time:
         parts.append(b"\x41" + _FIXED64.pack(end_time))
     parts.append(_attributes(b"\x4a", attributes))
     if dropped[0]:
@@ -214,11 +287,16 @@ def _span_message(
     if dropped[2]:
         parts.append(b"\x70" + _varint(dropped[2]))
     if status is not None:
-        body = _len_field(b"\x12", status.description.encode()) if status.description else b""
-        code = status.status_code.value
-        if code:
-            body += b"\x18" + _varint(code)
-        parts.append(_len_field(b"\x7a", body))
+        if status.description:
+            body = _len_field(b"\x12", status.description.encode())
+            code = status.status_code.value
+            if code:
+                body += b"\x18" + _varint(code)
+            parts.append(_len_field(b"\x7a", body))
+        elif status.status_code is StatusCode.UNSET:
+            parts.append(_STATUS_UNSET)
+        else:
+            parts.append(_STATUSES[status.status_code])
     parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return _len_field(b"\x12", b"".join(parts))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from random import getrandbits
 from time import time_ns
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -54,6 +56,9 @@ class ServerSpanFactory:
         self.sampler = tracer.sampler
         self.id_generator = tracer.id_generator
         self.random_trace_ids = tracer.id_generator.is_trace_id_random()
+        # The SDK's default generator is random.getrandbits, redrawn when 0: called
+        # here directly (the same stream; tests/unit/telemetry/test_span.py).
+        self.getrandbits = getrandbits if type(tracer.id_generator) is RandomIdGenerator else None
         self.resource = tracer.resource
         self.span_processor = tracer.span_processor
         self.scope = InstrumentationScope(scope_name)
@@ -76,14 +81,21 @@ class ServerSpanFactory:
         parent: Context,
         attributes: dict[str, Any],
         kind: SpanKind = SpanKind.SERVER,
+        parent_span_context: SpanContext | None = None,
     ) -> trace.Span:
         """A span of `kind` (SERVER unless told), child of the span in `parent` (an
-        extracted or the current context) if any. `attributes` must hold valid attribute
-        values; the span keeps the dict."""
-        parent_span_context: SpanContext | None = trace.get_current_span(parent).get_span_context()
+        extracted or the current context) if any; `parent_span_context`: that span's
+        context when the caller has already read it. `attributes` must hold valid
+        attribute values; the span keeps the dict."""
+        if parent_span_context is None and parent:  # an empty context holds no parent
+            parent_span_context = trace.get_current_span(parent).get_span_context()
+        random_bits = self.getrandbits
         if parent_span_context is None or not parent_span_context.is_valid:
             parent_span_context = None
-            trace_id = self.id_generator.generate_trace_id()
+            if random_bits is None:
+                trace_id = self.id_generator.generate_trace_id()
+            else:
+                trace_id = random_bits(128) or self.id_generator.generate_trace_id()
             random_id = self.random_trace_ids
         else:
             trace_id = parent_span_context.trace_id
@@ -101,9 +113,10 @@ class ServerSpanFactory:
             trace_state = result.trace_state
             if result.attributes is not attributes:
                 attributes = dict(result.attributes or {})
+        span_id = random_bits(64) if random_bits is not None else 0
         span_context = SpanContext(
             trace_id,
-            self.id_generator.generate_span_id(),
+            span_id or self.id_generator.generate_span_id(),
             is_remote=False,
             trace_flags=_FLAGS[sampled, random_id],
             trace_state=trace_state,

@@ -7,12 +7,14 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 
+from service.telemetry import otlp_encoding
 from service.telemetry.span import ServerSpan
 from tests.unit.telemetry.spans import (
     ATTRIBUTES,
@@ -67,6 +69,57 @@ def test_encoding_equals_upstream_for_server_spans(
     assert all(isinstance(s, ServerSpan) for s in spans)
     same_message(spans)
     same_message(spans * 3)  # the attribute cache gives the same bytes the next time
+
+
+def test_plain_spans_take_the_one_function_path_and_give_the_same_bytes(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """The usual ServerSpan (no events, links, trace state, drops or status description)
+    is written by _plain_span: the bytes of the general path and the upstream message,
+    for every kind, parent (none, local, remote) and status code."""
+    tracer_provider, exporter = sdk
+    server_spans = factory(tracer_provider, "service.http")
+    local = trace.set_span_in_context(server_spans.start("GET", Context(), {}), Context())
+    remote = SpanContext(
+        REMOTE_PARENT.trace_id, REMOTE_PARENT.span_id, True, REMOTE_PARENT.trace_flags
+    )  # no tracestate
+    for kind in SpanKind:
+        for parent in (Context(), local, parent_context(remote)):
+            for code in StatusCode:
+                span = server_spans.start("GET", parent, dict(ATTRIBUTES), kind)
+                span.set_status(Status(code))
+                span.end()
+    spans = [s for s in exporter.get_finished_spans() if s.name == "GET"]
+    assert len(spans) == len(SpanKind) * 3 * len(StatusCode)  # the local parent never ends
+    taken = []
+    plain = otlp_encoding._plain_span
+
+    def counting(span: ServerSpan) -> bytes:
+        taken.append(span)
+        return plain(span)
+
+    otlp_encoding._plain_span = counting
+    try:
+        same_message(spans)
+    finally:
+        otlp_encoding._plain_span = plain
+    assert len(taken) == len(spans)
+    for finished in spans:
+        assert isinstance(finished, ServerSpan)
+        general = otlp_encoding._span_message(
+            finished._context,
+            finished._parent,
+            finished._name,
+            finished._kind,
+            finished._start_time,
+            finished._end_time,
+            finished._attributes,
+            finished._events,
+            finished._links,
+            finished._status,
+            finished._dropped,
+        )
+        assert plain(finished) == general
 
 
 @settings(max_examples=150, deadline=None)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
@@ -113,3 +115,51 @@ def test_server_span_respects_attribute_limits(monkeypatch: pytest.MonkeyPatch) 
     assert dict(finished.attributes or {}) == {"k2": "long", "k3": "long", "k4": "long"}
     assert finished.dropped_attributes == 2
     same_message([finished])
+
+
+def test_ids_come_from_the_random_stream_as_the_sdk_generator_draws_them(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """With the SDK's RandomIdGenerator the factory calls random.getrandbits itself: the
+    same trace and span ids as the generator gives from the same seed."""
+    tracer_provider, _ = sdk
+    server_spans = factory(tracer_provider, "service.http")
+    assert server_spans.getrandbits is not None
+    random.seed(7)
+    span = server_spans.start("GET", Context(), {})
+    random.seed(7)
+    generator = RandomIdGenerator()
+    expected = (generator.generate_trace_id(), generator.generate_span_id())
+    context = span.get_span_context()
+    assert (context.trace_id, context.span_id) == expected
+
+
+def test_another_id_generator_is_asked(sdk: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    class Counting(RandomIdGenerator):
+        def generate_span_id(self) -> int:
+            return 5
+
+        def generate_trace_id(self) -> int:
+            return 9
+
+    tracer_provider, _ = provider(id_generator=Counting())
+    server_spans = factory(tracer_provider, "service.http")
+    assert server_spans.getrandbits is None
+    context = server_spans.start("GET", Context(), {}).get_span_context()
+    assert (context.trace_id, context.span_id) == (9, 5)
+
+
+def test_a_parent_read_by_the_caller_is_the_parent(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    tracer_provider, exporter = sdk
+    server_spans = factory(tracer_provider, "service.http")
+    looked_up = server_spans.start("GET", parent_context(), {}, SpanKind.CLIENT)
+    given = server_spans.start("GET", parent_context(), {}, SpanKind.CLIENT, REMOTE_PARENT)
+    for span in (looked_up, given):
+        span.end()
+    first, second = exporter.get_finished_spans()
+    assert first.parent == second.parent == REMOTE_PARENT
+    first_context, second_context = first.get_span_context(), second.get_span_context()
+    assert first_context is not None and second_context is not None
+    assert first_context.trace_id == second_context.trace_id
