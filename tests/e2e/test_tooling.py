@@ -511,6 +511,13 @@ def test_make_e2e_runs_every_step_saves_logs_on_failure_and_deletes_its_cluster(
     assert not (tmp_path / "clusters").exists()
 
 
+def sigint_as_at_a_terminal() -> None:
+    """In the child: Ctrl-C's default action. A shell starts background jobs (`cmd &`)
+    with SIGINT ignored, and an ignored signal stays ignored across exec, so a suite run
+    that way would send make a Ctrl-C it never sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("signal_number", "keep"),
     [(signal.SIGINT, "0"), (signal.SIGTERM, "0"), (signal.SIGINT, "1")],
@@ -527,7 +534,7 @@ def test_an_interrupted_make_e2e_deletes_the_cluster_it_created(
     calls = tmp_path / "calls.log"
     with subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        text=True, start_new_session=True, preexec_fn=sigint_as_at_a_terminal,
     ) as make:  # fmt: skip
         try:
             wait_for(
@@ -558,6 +565,7 @@ def test_a_cluster_not_created_by_make_e2e_survives_an_interrupt(tmp_path: Path)
     with subprocess.Popen(
         stub_make(tmp_path, artifacts), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
     ) as make:  # fmt: skip
         try:
             wait_for(
