@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -25,6 +24,7 @@ from opentelemetry.trace import ProxyTracer, SpanContext, SpanKind, Status, Stat
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from service.telemetry.current_span import IS_VALID, current_context, current_span_context
 from service.telemetry.span import ServerSpanFactory
 
 SCOPE_NAME = "service.dependencies"
@@ -61,7 +61,7 @@ def start_client_span(
             return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)  # type: ignore[no-any-return]
         _lean = (tracer, ServerSpanFactory(tracer, SCOPE_NAME))
     if current is None:
-        current = otel_context.get_current()
+        current = current_context()
     return _lean[1].start(name, current, attributes, SpanKind.CLIENT, parent)
 
 
@@ -128,7 +128,7 @@ def instrument_engine(engine: Engine) -> None:
 def in_a_trace() -> bool:
     """Dependency spans are children only: work outside a traced request (readiness
     probes, migrations at start-up) would otherwise start a new trace per statement."""
-    return trace.get_current_span().get_span_context().is_valid
+    return current_span_context()[IS_VALID]
 
 
 def mark_failed(span: trace.Span, error: BaseException, fallback: str | None = None) -> None:
@@ -149,9 +149,9 @@ class RedisSpan:
     __slots__ = ("span",)
 
     def __init__(self, command: str, server: dict[str, Any]) -> None:
-        current = otel_context.get_current()
-        parent = trace.get_current_span(current).get_span_context()
-        if parent.is_valid:  # in a trace
+        current = current_context()
+        parent = current_span_context(current)
+        if parent[IS_VALID]:  # in a trace
             attributes = {"db.system.name": "redis", "db.operation.name": command, **server}
             self.span = start_client_span(command, attributes, current, parent)
         else:

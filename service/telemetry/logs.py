@@ -17,9 +17,8 @@ import time
 import traceback
 from typing import Any
 
-from opentelemetry.trace import get_current_span
-
 from service.request import context
+from service.telemetry.current_span import IS_VALID, SPAN_ID, TRACE_ID, current_span_context
 from service.telemetry.json_line import (
     MAX_LINE_BYTES,
     SCHEMA_KEYS,
@@ -158,11 +157,11 @@ class JsonFormatter(logging.Formatter):
             f'"message":{json_string(event)},"service":{self.service_json},'
             f'"request_id":{request_id}'
         )
-        span_context = get_current_span().get_span_context()
-        if span_context.is_valid:
+        span_context = current_span_context()
+        if span_context[IS_VALID]:
             line = (
-                f'{line},"trace_id":"{span_context.trace_id.to_bytes(16, "big").hex()}",'
-                f'"span_id":"{span_context.span_id.to_bytes(8, "big").hex()}"'
+                f'{line},"trace_id":"{span_context[TRACE_ID].to_bytes(16, "big").hex()}",'
+                f'"span_id":"{span_context[SPAN_ID].to_bytes(8, "big").hex()}"'
             )
         user = _user_id()
         if user is not None:
@@ -212,11 +211,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def _add_trace_ids(entry: dict[str, Any]) -> None:
-    span_context = get_current_span().get_span_context()
-    if span_context.is_valid:
+    span_context = current_span_context()
+    if span_context[IS_VALID]:
         # Lower-case hex, zero-padded: format(..., "032x") at half the cost.
-        entry["trace_id"] = span_context.trace_id.to_bytes(16, "big").hex()
-        entry["span_id"] = span_context.span_id.to_bytes(8, "big").hex()
+        entry["trace_id"] = span_context[TRACE_ID].to_bytes(16, "big").hex()
+        entry["span_id"] = span_context[SPAN_ID].to_bytes(8, "big").hex()
 
 
 def _event_name(record: logging.LogRecord) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -32,6 +31,7 @@ from service.request.context import PROBE_PREFIX
 from service.request.errors import send_error
 from service.request.request_id import accept_or_generate
 from service.telemetry.access_log import MAX_UA_CHARS, log, log_request
+from service.telemetry.current_span import attach_span, detach
 from service.telemetry.metrics import AppMetrics
 from service.telemetry.span import ServerSpanFactory
 
@@ -120,6 +120,7 @@ class ObservabilityMiddleware:
             active.inc()
         status = 500
         response_started = False
+        route = ""
 
         async def send_observed(message: Message) -> None:
             nonlocal status, response_started
@@ -141,9 +142,10 @@ class ObservabilityMiddleware:
                 await self.answer_unhandled(scope, send, span, exc, response_started, extra_headers)
             finally:
                 seconds = perf_counter() - started
+                route = route_of(scope)
                 if active is not None:
                     active.dec()
-                    metrics.observe_request(method, route_of(scope), status, seconds)  # type: ignore[union-attr]
+                    metrics.observe_request(method, route, status, seconds)  # type: ignore[union-attr]
                 if self.access_line:
                     log_request(
                         scope,
@@ -162,7 +164,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             if span is not None:
-                self.end_span(span, scope, method, tokens)
+                self.end_span(span, route, method, tokens)
 
     def response_headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
         """X-Request-ID and X-App-Version (the request_id job)."""
@@ -202,19 +204,19 @@ class ObservabilityMiddleware:
         context: its baggage stays); the tokens that undo it."""
         otel_token = None
         if span is not None:
-            otel_token = otel_context.attach(trace.set_span_in_context(span, parent))
+            otel_token = attach_span(span, parent)
         return _set_request_id(request_id), _set_user_id(None), otel_token
 
     def end_span(
-        self, span: trace.Span, scope: Scope, method: str, tokens: tuple[Any, Any, Any] | None
+        self, span: trace.Span, route: str, method: str, tokens: tuple[Any, Any, Any] | None
     ) -> None:
-        """The route template and the span's name once routed; the context restored; ended."""
-        route = route_of(scope)
+        """The route template (route_of) and the span's name once routed; the context
+        restored; ended."""
         if route:
             span.set_attribute("http.route", route)
             span.update_name(f"{method} {route}")
         if tokens is not None and tokens[2] is not None:
-            otel_context.detach(tokens[2])
+            detach(tokens[2])
         span.end()
 
     async def answer_unhandled(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from operator import attrgetter
 from random import getrandbits
 from time import time_ns
 from types import MappingProxyType
@@ -34,18 +35,27 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
+
+from service.telemetry.current_span import (
+    IS_VALID,
+    TRACE_FLAGS,
+    TRACE_ID,
+    TRACE_STATE,
+    current_span_context,
+    read_span_context_with,
+)
+from service.telemetry.span_processors import ProcessorPlan, processor_plan
 
 # The SDK's own warnings (ended span, ignored description), under this module's name.
 _sdk_log = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
-_FLAGS = {
-    (sampled, random_id): TraceFlags(
-        (TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random_id else 0)
-    )
-    for sampled in (False, True)
-    for random_id in (False, True)
-}
+# A span's TraceFlags by value: sampled (0x01) | random trace id (0x02).
+_FLAGS = tuple(TraceFlags(value) for value in range(4))
+_SAMPLED = TraceFlags.SAMPLED
+_RANDOM_ID = TraceFlags.RANDOM_TRACE_ID
+_new_tuple = tuple.__new__
 
 
 class ServerSpanFactory:
@@ -55,18 +65,23 @@ class ServerSpanFactory:
     def __init__(self, tracer: SdkTracer, scope_name: str) -> None:
         self.sampler = tracer.sampler
         self.id_generator = tracer.id_generator
-        self.random_trace_ids = tracer.id_generator.is_trace_id_random()
+        self.random_trace_ids = _RANDOM_ID if tracer.id_generator.is_trace_id_random() else 0
         # The SDK's default generator is random.getrandbits, redrawn when 0: called
         # here directly (the same stream; tests/unit/telemetry/test_span.py).
         self.getrandbits = getrandbits if type(tracer.id_generator) is RandomIdGenerator else None
         self.resource = tracer.resource
         self.span_processor = tracer.span_processor
+        self.plan = processor_plan(self.span_processor)
         self.scope = InstrumentationScope(scope_name)
         self.limits = SpanLimits()
         limit = self.limits.max_span_attributes
         self.max_attributes = limit if limit is not None else 1 << 31
         self.max_value_length = self.limits.max_span_attribute_length
-        self.on_ending = getattr(self.span_processor, "_on_ending", None)
+
+    def replan(self) -> ProcessorPlan:
+        """A new plan: a processor was added since (start and end compare the tuple)."""
+        self.plan = processor_plan(self.span_processor)
+        return self.plan
 
     @classmethod
     def for_current_provider(cls, scope_name: str) -> ServerSpanFactory | None:
@@ -88,9 +103,9 @@ class ServerSpanFactory:
         context when the caller has already read it. `attributes` must hold valid
         attribute values; the span keeps the dict."""
         if parent_span_context is None and parent:  # an empty context holds no parent
-            parent_span_context = trace.get_current_span(parent).get_span_context()
+            parent_span_context = current_span_context(parent)
         random_bits = self.getrandbits
-        if parent_span_context is None or not parent_span_context.is_valid:
+        if parent_span_context is None or not parent_span_context[IS_VALID]:
             parent_span_context = None
             if random_bits is None:
                 trace_id = self.id_generator.generate_trace_id()
@@ -98,14 +113,14 @@ class ServerSpanFactory:
                 trace_id = random_bits(128) or self.id_generator.generate_trace_id()
             random_id = self.random_trace_ids
         else:
-            trace_id = parent_span_context.trace_id
-            random_id = parent_span_context.trace_flags.random_trace_id
+            trace_id = parent_span_context[TRACE_ID]
+            random_id = parent_span_context[TRACE_FLAGS] & _RANDOM_ID
         if self.sampler is DEFAULT_ON:
             # The default sampler (parentbased_always_on), decided without the call:
             # sample a new trace, follow the parent's sampled flag, keep its tracestate.
-            sampled = parent_span_context is None or parent_span_context.trace_flags.sampled
+            sampled = parent_span_context is None or parent_span_context[TRACE_FLAGS] & _SAMPLED
             recording = sampled
-            trace_state = parent_span_context.trace_state if parent_span_context else None
+            trace_state = parent_span_context[TRACE_STATE] if parent_span_context else None
         else:
             result = self.sampler.should_sample(parent, trace_id, name, kind, attributes)
             sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
@@ -113,24 +128,51 @@ class ServerSpanFactory:
             trace_state = result.trace_state
             if result.attributes is not attributes:
                 attributes = dict(result.attributes or {})
-        span_id = random_bits(64) if random_bits is not None else 0
-        span_context = SpanContext(
-            trace_id,
-            span_id or self.id_generator.generate_span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[sampled, random_id],
-            trace_state=trace_state,
-        )
+        flags = _FLAGS[(_SAMPLED if sampled else 0) | random_id]
+        if random_bits is None:
+            span_context = SpanContext(
+                trace_id,
+                self.id_generator.generate_span_id(),
+                is_remote=False,
+                trace_flags=flags,
+                trace_state=trace_state,
+            )
+        else:
+            # What SpanContext() makes, without its checks: both ids are in range and
+            # not 0 (drawn, or the valid parent's), so the context is valid.
+            span_context = _new_tuple(
+                SpanContext,
+                (
+                    trace_id,
+                    random_bits(64) or self.id_generator.generate_span_id(),
+                    False,
+                    flags,
+                    DEFAULT_TRACE_STATE if trace_state is None else trace_state,
+                    True,
+                ),
+            )
         if not recording:
             return NonRecordingSpan(span_context)
         span = ServerSpan(self, name, span_context, parent_span_context, attributes, kind)
-        self.span_processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
+        plan = self.plan
+        if self.span_processor._span_processors is not plan.processors:
+            plan = self.replan()
+        for on_start in plan.starts:
+            on_start(span, parent_context=parent)
         return span
 
 
 class ServerSpan(trace.Span, ReadableSpan):
     """A recording SERVER span with the SDK Span's behaviour (limits, status rules,
     exception events) and none of its per-attribute locking and copying."""
+
+    # Shared until a span has an event, a link or a drop, or ends: three objects fewer
+    # per span, allocated in the request and freed in the export thread.
+    _instrumentation_info = None
+    _end_time: int | None = None
+    _events: list[Event] | tuple[()] = ()
+    _links: list[Link] | tuple[()] = ()
+    _dropped: list[int] | tuple[int, int, int] = (0, 0, 0)  # attributes, events, links
 
     def __init__(
         self,
@@ -145,18 +187,13 @@ class ServerSpan(trace.Span, ReadableSpan):
         self._name = name
         self._context = context
         self._kind = kind
-        self._instrumentation_info = None
         self._instrumentation_scope = factory.scope
         self._parent = parent
         self._start_time: int | None = time_ns()
-        self._end_time: int | None = None
         self._attributes: dict[str, Any] = attributes
-        self._events: list[Event] = []
-        self._links: list[Link] = []
         self._resource = factory.resource
         self._status = _UNSET
         self._factory = factory
-        self._dropped = [0, 0, 0]  # attributes, events, links
 
     # ReadableSpan: what exporters read.
     @property
@@ -207,7 +244,7 @@ class ServerSpan(trace.Span, ReadableSpan):
         attributes = self._attributes
         if key not in attributes and len(attributes) >= self._factory.max_attributes:
             del attributes[next(iter(attributes))]  # the SDK drops the oldest
-            self._dropped[0] += 1
+            self._count_drop(0)
         attributes[key] = value
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
@@ -221,6 +258,8 @@ class ServerSpan(trace.Span, ReadableSpan):
             return
         limits = self._factory.limits
         bounded = self._bounded(limits.max_event_attributes, attributes)
+        if not self._events:
+            self._events = []
         self._append(self._events, limits.max_events, 1)
         self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
@@ -231,6 +270,8 @@ class ServerSpan(trace.Span, ReadableSpan):
             return
         limits = self._factory.limits
         bounded = self._bounded(limits.max_link_attributes, attributes)
+        if not self._links:
+            self._links = []
         self._append(self._links, limits.max_links, 2)
         self._links.append(Link(context, bounded))
 
@@ -249,7 +290,13 @@ class ServerSpan(trace.Span, ReadableSpan):
         """Make room for one more event or link: the SDK drops the oldest at the limit."""
         if limit is not None and len(entries) >= limit:
             entries.pop(0)
-            self._dropped[dropped_index] += 1
+            self._count_drop(dropped_index)
+
+    def _count_drop(self, index: int) -> None:
+        dropped = self._dropped
+        if isinstance(dropped, tuple):  # the shared zeros: this span's own counts now
+            dropped = self._dropped = [0, 0, 0]
+        dropped[index] += 1
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -298,6 +345,15 @@ class ServerSpan(trace.Span, ReadableSpan):
             return
         self._end_time = end_time if end_time is not None else time_ns()
         factory = self._factory
-        if factory.on_ending is not None:
-            factory.on_ending(self)
-        factory.span_processor.on_end(self)
+        plan = factory.plan
+        if factory.span_processor._span_processors is not plan.processors:
+            plan = factory.replan()
+        for on_ending in plan.endings:
+            on_ending(self)
+        sampled = self._context[TRACE_FLAGS] & _SAMPLED  # type: ignore[index]  # always set
+        for on_end, sampled_only in plan.ends:
+            if sampled or not sampled_only:
+                on_end(self)
+
+
+read_span_context_with(ServerSpan, attrgetter("_context"))

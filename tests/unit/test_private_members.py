@@ -44,13 +44,28 @@ PROMETHEUS_FILES = (
     "test_direct_file_writes_equal_prometheus_clients_own must pass."
 )
 
+SPAN_PROCESSORS = (
+    "opentelemetry-sdk: the span processors' calls. ServerSpan (service/telemetry/span.py, "
+    "with service/telemetry/span_processors.py) calls each processor of the provider's "
+    "SynchronousMultiSpanProcessor itself (its _span_processors tuple, replaced when one "
+    "is added, as ConcurrentMultiSpanProcessor's is): on_start, _on_ending (which the SDK "
+    "Span.end calls before on_end) and on_end, skipping those whose body is `pass`; for a "
+    "BatchSpanProcessor, its _batch_processor.emit for a sampled span, which is what its "
+    "on_end does. Check Span.end, the multi span processors and "
+    "BatchSpanProcessor.on_end, and follow them."
+)
+CURRENT_SPAN = (
+    "opentelemetry-api: the current context and span. service/telemetry/current_span.py "
+    "reads and sets the ContextVar of the contextvars runtime context "
+    "(context._RUNTIME_CONTEXT._current_context) and the key set_span_in_context uses "
+    "(trace.propagation._SPAN_KEY) as get_current_span, attach and detach do: compare "
+    "them with opentelemetry/context/__init__.py, contextvars_context.py and "
+    "trace/propagation/__init__.py."
+)
+
 PINNED = {
-    "_on_ending": (
-        "opentelemetry-sdk: SpanProcessor._on_ending(span), which the SDK Span.end calls "
-        "before on_end. ServerSpan.end (service/telemetry/span.py) calls the tracer's "
-        "processor's _on_ending, and skips it when it is gone: check Span.end and the "
-        "multi span processors, and follow them."
-    ),
+    **dict.fromkeys(["_on_ending", "_span_processors", "_batch_processor"], SPAN_PROCESSORS),
+    **dict.fromkeys(["_RUNTIME_CONTEXT", "_current_context", "_SPAN_KEY"], CURRENT_SPAN),
     "_serve": (
         "uvicorn-worker: UvicornWorker.run runs `await self._serve()`, which "
         "GracefulUvicornWorker (service/server/worker.py) overrides to serve a "
@@ -78,7 +93,7 @@ PINNED = {
         PROMETHEUS_FILES,
     ),
     **dict.fromkeys(
-        ["_shutdown", "_max_request_size", "_metrics", "_client"],
+        ["_shutdown", "_max_request_size", "_metrics", "_client", "_is_request_too_large"],
         f"opentelemetry-exporter-otlp-proto-http (tests/unit/telemetry/test_otlp_exporter.py "
         f"pins them): {OTLP_HINT}",
     ),
@@ -157,6 +172,13 @@ class Finder(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        package = self.module.split(".")[0]
+        if node.level == 0 and (node.module or "").split(".")[0] != package:
+            for alias in node.names:
+                if is_private(alias.name):
+                    self.note(node, alias.name, on_self=False)
+
     def visit_Name(self, node: ast.Name) -> None:
         if self.in_class_body and isinstance(node.ctx, ast.Store) and is_private(node.id):
             self.note(node, node.id, on_self=True, defines=True)
@@ -234,6 +256,7 @@ def test_the_walker_finds_accesses_overrides_and_fields(
     package = tmp_path / "probe_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
+    (package / "other.py").write_text("_ours_too = 1\n")
     (package / "mod.py").write_text(
         "import logging\n"
         "class Ours:\n"
@@ -249,40 +272,103 @@ def test_the_walker_finds_accesses_overrides_and_fields(
         "    Ours()._helper()\n"
         "    handler._own_name()\n"
         "    return x._theirs, getattr(x, '_by_name', None)\n"
+        "from logging import _lock\n"
+        "from probe_pkg.other import _ours_too\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         found = dependency_private_uses(package, "probe_pkg")
     finally:
-        for name in ("probe_pkg", "probe_pkg.mod"):
+        for name in ("probe_pkg", "probe_pkg.mod", "probe_pkg.other"):
             sys.modules.pop(name, None)
-    assert sorted(found) == ["_at_fork_reinit", "_by_name", "_closed", "_theirs"], found
+    assert sorted(found) == ["_at_fork_reinit", "_by_name", "_closed", "_lock", "_theirs"], found
     assert found["_theirs"] == ["probe_pkg/mod.py:14"]
 
 
 # One test per member: the shape service/ relies on.
 
 
-def test_span_processor_on_ending_is_called_through_the_tracer_processor() -> None:
-    ended: list[object] = []
+def test_span_processors_are_called_as_the_sdk_span_calls_them() -> None:
+    calls: list[tuple[str, object]] = []
 
     class Recorder(SpanProcessor):
+        def on_start(self, span: object, parent_context: object = None) -> None:
+            calls.append(("on_start", span))
+
         def _on_ending(self, span: object) -> None:
-            ended.append(span)
+            calls.append(("_on_ending", span))
+
+        def on_end(self, span: object) -> None:
+            calls.append(("on_end", span))
 
     provider = TracerProvider()
-    provider.add_span_processor(Recorder())
     tracer = provider.get_tracer("pin")
     assert isinstance(tracer, SdkTracer), PINNED["_on_ending"]
     factory = ServerSpanFactory(tracer, "pin")
-    assert factory.on_ending is not None, PINNED["_on_ending"]
+    provider.add_span_processor(Recorder())  # after the factory: the plan follows
+    assert factory.replan().processors == tracer.span_processor._span_processors, PINNED[
+        "_span_processors"
+    ]
     span = factory.start("GET /pin", Context(), {})
     span.end()
-    assert ended == [span], PINNED["_on_ending"]
-    # and the SDK's own spans call it too, which is why ServerSpan does
+    expected = [("on_start", span), ("_on_ending", span), ("on_end", span)]
+    assert calls == expected, PINNED["_on_ending"]
+    # and the SDK's own spans make the same calls, in the same order
     with tracer.start_as_current_span("sdk") as sdk_span:
         pass
-    assert ended == [span, sdk_span], PINNED["_on_ending"]
+    assert [name for name, _ in calls[3:]] == ["on_start", "_on_ending", "on_end"], PINNED[
+        "_on_ending"
+    ]
+    assert calls[3][1] is sdk_span
+
+
+def test_batch_span_processor_on_end_queues_sampled_spans_with_emit() -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    processor = BatchSpanProcessor(InMemorySpanExporter())
+    queued: list[object] = []
+    processor._batch_processor.emit = queued.append  # type: ignore[method-assign,assignment]
+    try:
+        sampled = ReadableSpan("s", SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED)))
+        unsampled = ReadableSpan("u", SpanContext(1, 3, False, TraceFlags(0)))
+        processor.on_end(sampled)
+        processor.on_end(unsampled)
+        assert queued == [sampled], PINNED["_batch_processor"]
+        lines = [
+            line.strip()
+            for line in inspect.getsource(BatchSpanProcessor.on_end).splitlines()[1:]
+            if line.strip()
+        ]
+        assert lines == [
+            "if not (span.context and span.context.trace_flags.sampled):",
+            "return",
+            "self._batch_processor.emit(span)",
+        ], PINNED["_batch_processor"]
+    finally:
+        processor.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_the_current_span_lives_in_the_runtime_contexts_contextvar() -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    runtime = otel_context._RUNTIME_CONTEXT
+    assert type(runtime) is ContextVarsRuntimeContext, PINNED["_RUNTIME_CONTEXT"]
+    span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    context = trace.set_span_in_context(span)
+    assert context[_SPAN_KEY] is span, PINNED["_SPAN_KEY"]
+    token = otel_context.attach(context)
+    try:
+        assert runtime._current_context.get() is context, PINNED["_current_context"]
+        assert otel_context.get_current() is context, PINNED["_current_context"]
+    finally:
+        otel_context.detach(token)
+    assert "self._current_context.reset(token)" in inspect.getsource(runtime.detach), PINNED[
+        "_current_context"
+    ]
 
 
 def test_server_span_sets_every_field_readable_span_sets() -> None:
@@ -293,10 +379,15 @@ def test_server_span_sets_every_field_readable_span_sets() -> None:
     tracer = TracerProvider().get_tracer("pin")
     assert isinstance(tracer, SdkTracer)
     span = ServerSpanFactory(tracer, "pin").start("GET /pin", Context(), {"k": "v"})
-    assert fields <= set(vars(span)), READABLE_SPAN
+    # set on the span, or shared by ServerSpan until a span has its own
+    assert all(hasattr(span, field) for field in fields), READABLE_SPAN
     readable = ReadableSpan(name="pin")
-    readable.__dict__.update({f: vars(span)[f] for f in fields})
+    readable.__dict__.update({f: getattr(span, f) for f in fields})
     assert json_of(readable) == json_of(span), READABLE_SPAN  # read the same way
+    span.add_event("e")
+    span.end()
+    readable.__dict__.update({f: getattr(span, f) for f in fields})
+    assert json_of(readable) == json_of(span), READABLE_SPAN
 
 
 def json_of(span: object) -> str:
@@ -349,3 +440,12 @@ def test_alembic_upgrade_revs_lists_the_steps_to_a_target() -> None:
     ordered = [s.revision for s in reversed(list(script.walk_revisions()))]
     steps = script._upgrade_revs("heads", ordered[0])
     assert [step.revision.revision for step in steps] == ordered[1:], hint
+
+
+def test_otlp_request_size_check() -> None:
+    from opentelemetry.exporter.otlp.proto.http._common import _is_request_too_large
+
+    hint = PINNED["_is_request_too_large"]
+    assert _is_request_too_large(b"x" * 11, 10) is True, hint
+    assert _is_request_too_large(b"x" * 10, 10) is False, hint
+    assert _is_request_too_large(b"x" * 11, 0) is False, hint  # 0: no limit

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
+from service.telemetry.span_processors import does_nothing
 from tests.unit.telemetry.spans import (
     ATTRIBUTES,
     REMOTE_PARENT,
@@ -163,3 +173,146 @@ def test_a_parent_read_by_the_caller_is_the_parent(
     first_context, second_context = first.get_span_context(), second.get_span_context()
     assert first_context is not None and second_context is not None
     assert first_context.trace_id == second_context.trace_id
+
+
+def test_the_context_made_without_checks_is_the_one_span_context_makes(
+    sdk: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    server_spans = factory(sdk[0], "service.http")
+    for parent in (Context(), parent_context()):
+        context = server_spans.start("GET", parent, {}).get_span_context()
+        made = SpanContext(
+            context.trace_id, context.span_id, False, context.trace_flags, context.trace_state
+        )
+        assert type(context) is SpanContext and context == made and context.is_valid
+    assert context.trace_state == REMOTE_PARENT.trace_state  # the parent's, kept
+
+
+def test_does_nothing_tells_an_empty_body() -> None:
+    class Sample:
+        def bare(self, span: object) -> None:
+            pass
+
+        def documented(self, span: object) -> None:
+            """Only a docstring."""
+
+        def returns_none(self, span: object) -> None:
+            return None
+
+        def works(self, span: list[int]) -> None:
+            span.append(1)
+
+        def generator(self, span: object) -> Iterator[None]:
+            yield
+
+        async def coroutine(self, span: object) -> None:
+            pass
+
+    assert does_nothing(Sample.bare) and does_nothing(Sample.documented)
+    assert does_nothing(Sample.returns_none)
+    assert not does_nothing(Sample.works) and not does_nothing(Sample.generator)
+    assert not does_nothing(Sample.coroutine) and not does_nothing(print)
+    assert does_nothing(BatchSpanProcessor.on_start) and does_nothing(SpanProcessor.on_end)
+
+
+class Recorder(SpanProcessor):
+    def __init__(self, name: str, calls: list[tuple[str, str, object]]) -> None:
+        self.name, self.calls = name, calls
+
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        self.calls.append((self.name, "on_start", span))
+
+    def _on_ending(self, span: object) -> None:
+        self.calls.append((self.name, "_on_ending", span))
+
+    def on_end(self, span: object) -> None:
+        self.calls.append((self.name, "on_end", span))
+
+
+def test_processors_are_called_in_the_sdks_order() -> None:
+    """Every processor's on_start at the start; at the end every _on_ending, then every
+    on_end in the processors' order, a BatchSpanProcessor's queue in its place."""
+    calls: list[tuple[str, str, object]] = []
+    batch = BatchSpanProcessor(InMemorySpanExporter())
+    batch._batch_processor.emit = lambda span: calls.append(("batch", "emit", span))  # type: ignore[method-assign,assignment]
+    tracer_provider = TracerProvider()
+    for processor in (Recorder("first", calls), batch, Recorder("last", calls)):
+        tracer_provider.add_span_processor(processor)
+    try:
+        span = factory(tracer_provider).start("GET", Context(), {})
+        span.end()
+        assert [(name, call) for name, call, _ in calls] == [
+            ("first", "on_start"),
+            ("last", "on_start"),
+            ("first", "_on_ending"),
+            ("last", "_on_ending"),
+            ("first", "on_end"),
+            ("batch", "emit"),
+            ("last", "on_end"),
+        ]
+        assert all(called is span for _, _, called in calls)
+    finally:
+        tracer_provider.shutdown()
+
+
+class RecordOnly(Sampler):
+    """Records every span, samples none: spans that processors see but never export."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "RecordOnly"
+
+
+@pytest.mark.parametrize("sampler", [None, RecordOnly()], ids=["sampled", "record-only"])
+def test_a_batch_span_processor_exports_the_sampled_spans(sampler: Sampler | None) -> None:
+    exporter = InMemorySpanExporter()
+    calls: list[tuple[str, str, object]] = []
+    tracer_provider = TracerProvider() if sampler is None else TracerProvider(sampler=sampler)
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer_provider.add_span_processor(Recorder("after", calls))
+    try:
+        span = factory(tracer_provider).start("GET", Context(), {})
+        assert span.is_recording()
+        span.end()
+        assert tracer_provider.force_flush()
+        assert exporter.get_finished_spans() == (() if sampler else (span,))
+        assert ("after", "on_end", span) in calls  # every span reaches the others
+    finally:
+        tracer_provider.shutdown()
+
+
+def test_another_multi_span_processor_is_called_as_the_sdk_calls_it() -> None:
+    calls: list[tuple[str, str, object]] = []
+    tracer_provider = TracerProvider(active_span_processor=ConcurrentMultiSpanProcessor(2))
+    tracer_provider.add_span_processor(Recorder("only", calls))
+    try:
+        span = factory(tracer_provider).start("GET", Context(), {})
+        span.end()
+        assert [call for _, call, _ in calls] == ["on_start", "_on_ending", "on_end"]
+    finally:
+        tracer_provider.shutdown()
+
+
+def test_events_links_and_drops_stay_with_their_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans share their empty events, links and drop counts until they have their own."""
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "1")
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "1")
+    tracer_provider, exporter = provider()
+    server_spans = factory(tracer_provider)
+    busy, quiet = (server_spans.start(name, Context(), {}) for name in ("busy", "quiet"))
+    busy.set_attribute("a", 1)
+    busy.set_attribute("b", 2)
+    busy.add_event("first")
+    busy.add_event("second")
+    busy.add_link(REMOTE_PARENT)
+    for span in (busy, quiet):
+        span.end()
+    busy_done, quiet_done = exporter.get_finished_spans()
+    assert [event.name for event in busy_done.events] == ["second"]
+    assert len(busy_done.links) == 1
+    assert (busy_done.dropped_attributes, busy_done.dropped_events) == (1, 1)
+    assert quiet_done.events == () and quiet_done.links == ()
+    assert (quiet_done.dropped_attributes, quiet_done.dropped_events) == (0, 0)
+    same_message([busy_done, quiet_done])
