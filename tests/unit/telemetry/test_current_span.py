@@ -105,6 +105,7 @@ def test_another_runtime_context_takes_the_apis_calls(
         pass
 
     span = factory(sdk[0]).start("GET", Context(), {})
+    readers = dict(current_span._readers)  # what span.py registered at import
     monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", OtherRuntime())
     try:
         module = importlib.reload(current_span)
@@ -117,3 +118,4 @@ def test_another_runtime_context_takes_the_apis_calls(
     finally:
         monkeypatch.undo()
         importlib.reload(current_span)
+        current_span._readers.update(readers)
