@@ -5,7 +5,8 @@ copies itself into a ReadableSpan when it ends (measured by `make bench`: more t
 whole bare request on a trivial route). A ServerSpan takes the middleware's known-good
 attributes as they are (anything set later is cleaned the SDK's way) and is itself the
 ReadableSpan the processors get. The SDK's TracerProvider, sampler, id generator and span
-processors stay in charge (ServerSpanFactory reads them from an SDK tracer)."""
+processors stay in charge (ServerSpanFactory reads them from an SDK tracer; which of the
+processors' calls a span makes: span_processors.py)."""
 
 from __future__ import annotations
 
