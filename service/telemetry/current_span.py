@@ -11,8 +11,9 @@ ContextVar and the same tuple fields directly.
 
 It relies on private members of opentelemetry-api: the contextvars runtime context's
 ContextVar, the current-span key, and SpanContext's field order
-(tests/unit/telemetry/test_current_span.py fails when an upgrade moves them). Any other
-runtime context (OTEL_PYTHON_CONTEXT) takes the API's own calls."""
+(tests/unit/test_private_members.py pins them; tests/unit/telemetry/test_current_span.py
+checks every function here against the API's). Any other runtime context
+(OTEL_PYTHON_CONTEXT) takes the API's own calls."""
 
 from __future__ import annotations
 
