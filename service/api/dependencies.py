@@ -22,7 +22,10 @@ class Resources:
     downstream: DownstreamClient | None = None
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    """Async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per
+    request for an attribute read (about a fifth of OBSERVABILITY=off's CPU on
+    /api/items/{id})."""
     resources: Resources = request.app.state.resources
     return resources
 
