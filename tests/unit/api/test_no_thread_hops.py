@@ -1,8 +1,8 @@
 """Every endpoint and dependency is `async def`: FastAPI runs a plain `def` one in its
 thread pool, a thread hop per request. get_resources was one, on every items request:
 the hop was about a fifth of /api/items/{id}'s server CPU with OBSERVABILITY=off (642
-against 799 us per request, the real server side by side, CHANGELOG). A sync function that must block belongs in an explicit
-run_in_threadpool, with a comment saying why."""
+against 799 us per request, the real server side by side, CHANGELOG). A sync function
+that must block belongs in an explicit run_in_threadpool, with a comment saying why."""
 
 from __future__ import annotations
 
