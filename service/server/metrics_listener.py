@@ -11,7 +11,8 @@ Order matters, and gunicorn_conf's hooks keep it:
 2. `start` (when_ready, after the API listeners are bound): the port is bound (a busy
    METRICS_PORT stops the server) and one daemon thread runs an asyncio loop serving
    GET/HEAD /metrics (text format, OpenMetrics when the Accept header asks for it, gzip when
-   accepted; 404 elsewhere; one request per connection).
+   accepted; 404 elsewhere; 500 naming the error's type when a collector fails; one
+   request per connection).
 3. `worker_exited` (child_exit): the dead worker's live gauges go; its counters and
    histograms stay, so totals never go down.
 The thread only reads the files and writes to its sockets (no logging: the loop's exception
@@ -40,6 +41,7 @@ import os
 import socket
 import tempfile
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,11 @@ class MetricsServer:
             reply.append(("Allow", "GET, HEAD"))
         else:
             encoder, content_type = choose_encoder(headers.get("accept", ""))
-            status, body = "200 OK", encoder(self.registry)
+            try:
+                status, body = "200 OK", encoder(self.registry)
+            except Exception as error:  # a collector failed: say so (nothing is logged here)
+                status, body = "500 Internal Server Error", collection_failed(error)
+                content_type = "text/plain; charset=utf-8"
             reply.append(("Content-Type", content_type))
             if gzip_accepted(headers.get("accept-encoding", "")):
                 body = gzip.compress(body)
@@ -160,6 +166,15 @@ class MetricsServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+
+def collection_failed(error: Exception) -> bytes:
+    """A failed scrape's body: the error's type and where it was raised (file and line,
+    never its message or values), so Prometheus's scrape error names the cause; the
+    connection used to close without an answer."""
+    frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    where = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
+    return f"collecting the metrics failed: {type(error).__name__}{where}\n".encode()
 
 
 class WrittenFilesCollector(MultiProcessCollector):

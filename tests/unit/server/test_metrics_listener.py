@@ -250,6 +250,28 @@ def test_a_head_not_complete_in_time_is_closed() -> None:
         server.close()
 
 
+class Broken(Collector):
+    def collect(self) -> Iterator[Metric]:
+        raise RuntimeError("token=secret")  # a message that must not reach the answer
+
+
+def test_a_failing_collector_gets_a_500_that_names_it(
+    server: metrics_listener.MetricsServer,
+) -> None:
+    """Not a closed connection (Prometheus would only say EOF): a 500 with the error's
+    type and place, never its message."""
+    server.registry.register(Broken())
+    for head in (b"GET /metrics HTTP/1.1\r\n\r\n", b"HEAD /metrics HTTP/1.1\r\n\r\n"):
+        answer = request(server, head)
+        assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer
+        assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in answer
+    body = request(server, b"GET /metrics HTTP/1.1\r\n\r\n").split(b"\r\n\r\n", 1)[1]
+    assert body.startswith(b"collecting the metrics failed: RuntimeError at ")
+    assert b"test_metrics_listener.py:" in body and b"secret" not in body
+    zipped = httpx.get(f"http://{':'.join(map(str, address(server)))}/metrics", timeout=5)
+    assert zipped.status_code == 500 and zipped.text == body.decode()
+
+
 class Big(Collector):
     """About 4 MB of exposition: more than the kernel's socket buffers hold."""
 
