@@ -843,19 +843,19 @@ def goals_table(found: list[dict[str, Any]]) -> str:
         rows.append(
             f"  {goal['variant'] + ' on ' + goal['route']:<34}"
             f"{(f'{ratio:.2f}' if ratio is not None else '-'):>6}"
-            f"   goal >= {goal['goal']:.2f}   {verdict}"
-            + (
-                f"   (before: {before:.2f}"
-                + (
-                    f", {own:.2f} against its own bare)"
-                    if (own := goal.get("before_cpu_ratio_to_own_bare"))
-                    else ")"
-                )
-                if (before := goal.get("before_cpu_ratio_to_bare"))
-                else ""
-            )
+            f"   goal >= {goal['goal']:.2f}   {verdict}" + before_note(goal)
         )
     return "\n".join(rows)
+
+
+def before_note(goal: dict[str, Any]) -> str:
+    """The --before commit's ratio for a goal: against this tree's bare, and against the
+    commit's own bare when the run had it."""
+    before = goal.get("before_cpu_ratio_to_bare")
+    if not before:
+        return ""
+    own = goal.get("before_cpu_ratio_to_own_bare")
+    return f"   (before: {before:.2f}" + (f", {own:.2f} against its own bare)" if own else ")")
 
 
 def problems_in(results: dict[str, Any]) -> list[str]:

@@ -172,9 +172,9 @@ def collection_failed(error: Exception) -> bytes:
     """A failed scrape's body: the error's type and where it was raised (file and line,
     never its message or values), so Prometheus's scrape error names the cause; the
     connection used to close without an answer."""
-    frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-    where = f" at {Path(frame[0].filename).name}:{frame[0].lineno}" if frame else ""
-    return f"collecting the metrics failed: {type(error).__name__}{where}\n".encode()
+    raised_at = traceback.extract_tb(error.__traceback__)[-1]  # caught: one frame at least
+    where = f"{Path(raised_at.filename).name}:{raised_at.lineno}"
+    return f"collecting the metrics failed: {type(error).__name__} at {where}\n".encode()
 
 
 class WrittenFilesCollector(MultiProcessCollector):
