@@ -240,9 +240,15 @@ class Variant:
             "OBSERVABILITY": self.observability,
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.endpoint,
             "OTEL_SERVICE_NAME": f"bench-{self.name}",
+            # In its build_info: whose metrics listener answered (serves_request_metrics).
+            "APP_REVISION": self.revision,
             "LOG_LEVEL": "info",
             **self.extra_env,
         }
+
+    @property
+    def revision(self) -> str:
+        return f"bench-{self.name}"
 
     @property
     def echoes_request_id(self) -> bool:
@@ -527,14 +533,20 @@ def echoes_request_id(variant: Variant) -> bool:
     return "x-request-id" in response.headers
 
 
-def serves_request_metrics(service: ServiceProcess) -> bool:
-    """Whether the master's metrics listener has request durations (no listener: False)."""
+def serves_request_metrics(variant: Variant) -> bool:
+    """Whether the variant's metrics listener has request durations (no listener: False).
+    The answer must carry the variant's own revision: a variant with metrics off leaves
+    its METRICS_PORT (a port that was free when it was picked) unbound, and another
+    variant's listener may have been given the same port since."""
+    assert variant.service is not None
     try:
-        response = httpx.get(service.metrics_url, timeout=10)
+        response = httpx.get(variant.service.metrics_url, timeout=10)
     except httpx.TransportError:
         return False
-    return response.status_code == 200 and (
-        "http_server_request_duration_seconds_count{" in response.text
+    return (
+        response.status_code == 200
+        and f'revision="{variant.revision}"' in response.text
+        and "http_server_request_duration_seconds_count{" in response.text
     )
 
 
@@ -954,7 +966,7 @@ def run(options: Options) -> dict[str, Any]:
             extra[variant.name]["peak_rss_mib_per_worker"] = [
                 rss for rss in (peak_rss_mib(pid) for pid in workers) if rss is not None
             ]
-            extra[variant.name]["request_metrics"] = serves_request_metrics(variant.service)
+            extra[variant.name]["request_metrics"] = serves_request_metrics(variant)
         stop_services(variants)
         wait_for_spans(variants)
         for variant in variants:
