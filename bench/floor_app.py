@@ -1,7 +1,7 @@
 # Usage: OBSERVABILITY=full gunicorn -c python:service.gunicorn_conf bench.floor_app:app
-"""The "floor" benchmark variant: the least any code can spend on the observable work
-full observability does per request, kept as the reference for the limit (issue 18:
-full >= 0.95 x floor).
+"""The "floor" benchmark variant: full's span, processor, exporter and metrics with the
+least layer around them (issue 18: full >= 0.95 x floor). It measures our middleware,
+not the least the work can cost: that is bench/least_app.py's "least" variant.
 
 The same app as the product's (create_app with the same settings: routes, shutdown and
 body-limit middleware, metrics, the TracerProvider with its BatchSpanProcessor and OTLP

@@ -181,8 +181,9 @@ def best_of(
 
 _VALID_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}").fullmatch
 _TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}").fullmatch
-# log_context's floor: one context variable holding the ids a log line needs.
-_floor_ids: ContextVar[tuple[str | None, int, int] | None] = ContextVar("floor_ids", default=None)
+# log_context's floor: one context variable holding the ids a log line needs (request id,
+# trace id, span id; bench/least_app.py's dependency spans take their parent from it).
+floor_ids: ContextVar[tuple[str | None, int, int] | None] = ContextVar("floor_ids", default=None)
 _last_second: tuple[int, str] = (-1, "")
 SpanRecord = tuple[int, int, int | None, str, int, int, dict[str, Any], int]
 STATUS_ERROR = 2  # OTLP's STATUS_CODE_ERROR
@@ -287,7 +288,7 @@ class FloorLayer:
             if agent is not None:
                 attributes["user_agent.original"] = agent.decode("latin-1")
             start_ns = time.time_ns()
-        token = _floor_ids.set((request_id, trace_id, span_id)) if self.log_context else None
+        token = floor_ids.set((request_id, trace_id, span_id)) if self.log_context else None
         label = ""
         if self.metrics:
             label = method if method in self.known_methods else "_OTHER"
@@ -344,7 +345,7 @@ class FloorLayer:
                 ids = (trace_id, span_id) if span_id else None
                 self.write_line(scope, method, path, status, seconds, request_id, agent, ids)
             if token is not None:
-                _floor_ids.reset(token)
+                floor_ids.reset(token)
 
     def write_line(
         self,
@@ -379,7 +380,8 @@ class FloorLayer:
 _IDS = struct.Struct(">2sQQ2sQ")  # trace id (two halves) and span id, with their tags
 _PARENT = struct.Struct(">2sQ")
 _TIMES = struct.Struct("<BQBQ")  # start and end, fixed64, with their tags
-_SERVER_KIND = b"\x30\x02"  # SPAN_KIND_SERVER
+SERVER_KIND = b"\x30\x02"  # SPAN_KIND_SERVER
+CLIENT_KIND = b"\x30\x03"  # SPAN_KIND_CLIENT
 _STATUS = {0: b"\x7a\x00", STATUS_ERROR: b"\x7a\x02\x18\x02"}
 _SPAN_FLAGS = b"\x85\x01\x00\x01\x00\x00"  # fixed32 0x100: the parent is known not remote
 _U64 = (1 << 64) - 1
@@ -423,7 +425,8 @@ class FloorEncoder:
         self.scope = length_prefixed(b"\x0a", name)
         self.attributes: dict[tuple[str, Any], bytes] = {}
 
-    def encode(self, spans: Sequence[SpanRecord]) -> bytes:
+    def encode(self, spans: Sequence[SpanRecord], kind: bytes = SERVER_KIND) -> bytes:
+        """The request for `spans`, all of one kind (server spans unless told)."""
         cache = self.attributes
         encoded = []
         for trace_id, span_id, parent, name, start, end, attributes, status in spans:
@@ -431,7 +434,7 @@ class FloorEncoder:
             if parent is not None:
                 parts.append(_PARENT.pack(b"\x22\x08", parent))
             parts.append(length_prefixed(b"\x2a", name.encode()))
-            parts.append(_SERVER_KIND)
+            parts.append(kind)
             parts.append(_TIMES.pack(0x39, start, 0x41, end))
             for item in attributes.items():
                 pair = cache.get(item)

@@ -29,7 +29,8 @@ COMPONENT_VARIANTS = {
     "job-span-context",
     "job-span-context-deps",
 }
-VARIANTS = {"bare", *COMPONENT_VARIANTS, "full-no-export", "full"}
+# least: full's work done the least way (bench/least_app.py), the goals' reference.
+VARIANTS = {"bare", *COMPONENT_VARIANTS, "full-no-export", "full", "least"}
 ROUTES = {"/api/ping", "/api/items/{id}"}
 # job-span-context-deps runs on the items route only (ping reads nothing).
 ROUTE_VARIANTS = {
@@ -92,7 +93,7 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
     variants = results["variants"]
     # Only the exporting variants' spans reach their receivers (the run checks it too).
     for name in VARIANTS:
-        exports = name in ("job-span-export", "full")
+        exports = name in ("job-span-export", "full", "least")
         assert (variants[name]["spans_received"] > 0) == exports, name
     assert variants["job-span-export"]["spans_per_request"] == pytest.approx(1, abs=0.05)
     assert variants["full"]["access_lines"]["with_trace_id"] > 0
@@ -100,10 +101,13 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
     # The access line alone: lines, none with a trace id (no span is current).
     lines = variants["job-access-line"]["access_lines"]
     assert lines["request_completed"] > 0 and lines["with_trace_id"] == 0
-    for name in VARIANTS - {"job-access-line", "full-no-export", "full"}:
+    # least writes the product's access line with its own code: the same fields.
+    assert variants["least"]["access_lines"]["with_trace_id"] > 0
+    assert variants["least"]["access_lines"]["fields"] == variants["full"]["access_lines"]["fields"]
+    for name in VARIANTS - {"job-access-line", "full-no-export", "full", "least"}:
         assert variants[name]["stray_access_lines"] == 0, name
     for name in VARIANTS:
-        echoes = name in ("job-request-id", "full-no-export", "full")
+        echoes = name in ("job-request-id", "full-no-export", "full", "least")
         assert variants[name]["x_request_id"] is echoes, name
         metrics = name in ("job-metrics", "full-no-export", "full")
         assert variants[name]["request_metrics"] is metrics, name
@@ -128,6 +132,7 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
         ("full", "/api/items/{id}", 0.80),
     ]
     assert all(is_number(g["cpu_ratio_to_bare"]) and g["met"] in (True, False) for g in goals)
+    assert all(is_number(g["least_cpu_ratio_to_bare"]) for g in goals)
     for name in ("bare", "full"):
         assert variants[name]["exit_codes"] == [0]
         assert variants[name]["start_to_ready_s"]["median"] > 0
@@ -159,17 +164,17 @@ def test_breakdown_variants_each_leave_out_their_part(tmp_path: Path) -> None:
 
 
 def test_floor_and_dependency_variants_export_the_spans_they_should(tmp_path: Path) -> None:
-    """On the items route the floor exports what full exports, a server span and the
+    """On the items route the floor and least export what full exports, a server span and the
     dependency spans of each request (Redis GET; SELECT and SET on a miss), and so do full's
     dependency-span variants but full-no-deps (the server span only)."""
     # bare first: the item is seeded through it, so the others' spans are the load's only.
-    variants = "bare,floor,full,full-no-deps,full-sdk-deps,full-contrib-deps"
+    variants = "bare,floor,least,full,full-no-deps,full-sdk-deps,full-contrib-deps"
     results = run_smoke(tmp_path, f"--variants {variants} --routes /api/items/{{id}}")
     info = results["variants"]
     assert set(info) == set(variants.split(","))
     # A cache hit is two spans (the server's, Redis GET); a miss four at most (GET, SELECT,
     # SET): how many of a short run's reads miss depends on the variant's order and speed.
-    for name in ("floor", "full", "full-sdk-deps", "full-contrib-deps"):
+    for name in ("floor", "least", "full", "full-sdk-deps", "full-contrib-deps"):
         assert 1.95 <= info[name]["spans_per_request"] <= 4.05, (name, info[name])
     assert info["full-no-deps"]["spans_per_request"] == pytest.approx(1, abs=0.1)
     # The floor writes the product's access line: the same fields (the run checks it too).
