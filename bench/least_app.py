@@ -1,4 +1,4 @@
-# Usage: OBSERVABILITY=off gunicorn -c python:service.gunicorn_conf bench.least_app:app
+# Usage: OBSERVABILITY=off gunicorn -c python:service.gunicorn_conf 'bench.least_app:least_app()'
 """The "least" benchmark variant: full's observable work per request done the least way a
 Python process can, on the real server, with none of the product's observability code
 and none of the OpenTelemetry SDK or prometheus_client (issue 28: a reference for the
@@ -171,6 +171,3 @@ def least_app() -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
-
-
-app = least_app()

@@ -337,7 +337,7 @@ def make_variant(name: str) -> Variant:
     if name == "floor":
         return Variant(name, "bench.floor_app:app", "full", CountingReceiver(), access_log=True)
     if name == "least":  # OBSERVABILITY=off: its own layer does the work, no metrics served
-        app = "bench.least_app:app"
+        app = "bench.least_app:least_app()"
         return Variant(name, app, "off", CountingReceiver(), access_log=True, echoes_id=True)
     if name in AB_APPS:  # full with one or both of its speed changes undone
         return Variant(name, AB_APPS[name], "full", CountingReceiver(), access_log=True)
