@@ -1,5 +1,6 @@
 """LeanOTLPSpanExporter: the stock OTLP/HTTP span exporter with encode_spans in place
-of the upstream encoder.
+of the upstream encoder, posting through upstream's urllib3 transport where requests
+would add nothing (post_transport).
 
 It relies on private members of the pinned opentelemetry-exporter-otlp-proto-http
 (tests/unit/telemetry/test_otlp_exporter.py fails when an upgrade changes them), and
@@ -8,8 +9,13 @@ LEAN_OTLP_EXPORTER=false falls back to the stock OTLPSpanExporter at run time.""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from urllib.parse import urlsplit
+from urllib.request import getproxies
 
+from opentelemetry.exporter.http.transport import _load_http_transport_factory
+from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.otlp.proto.http._common import (
     RequestPayloadTooLargeError,
     _is_request_too_large,
@@ -17,6 +23,7 @@ from opentelemetry.exporter.otlp.proto.http._common import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from requests.utils import get_netrc_auth  # requests: the stock transport's library
 
 from service.telemetry.otlp_encoding import encode_spans
 
@@ -28,9 +35,46 @@ UPSTREAM_VERSION = "1.45.2"
 UPSTREAM_EXPORT_SHA256 = "0968825cd72fb0bde91a72f0607e4e71d622816a087107f6a7053d679aa02f8e"
 
 
+# Where a requests Session for the exporter comes from, when one is configured.
+CREDENTIAL_PROVIDERS = (
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+)
+
+
 def span_exporter(lean: bool = True) -> SpanExporter:
     """The OTLP/HTTP span exporter: ours (lean), or the stock one (LEAN_OTLP_EXPORTER=false)."""
-    return LeanOTLPSpanExporter() if lean else OTLPSpanExporter()
+    if not lean:
+        return OTLPSpanExporter()
+    exporter = LeanOTLPSpanExporter()
+    transport = post_transport(exporter._endpoint)
+    if transport is None:
+        return exporter
+    exporter.shutdown()  # type: ignore[no-untyped-call]  # only its idle requests Session
+    return LeanOTLPSpanExporter(_transport=transport)
+
+
+def post_transport(endpoint: str) -> BaseHTTPTransport | None:
+    """Upstream's urllib3 transport for a plain-HTTP endpoint (an in-cluster collector),
+    else None: the exporter's default, requests.
+
+    requests runs its session machinery (environment proxies, netrc, cookies, hooks) on
+    every post; urllib3 costs half as much CPU per post, which the export thread takes
+    from the event loop (`make bench`, docs/observability-cost.md). Upstream proposed it
+    as the default transport (open-telemetry/opentelemetry-python#5169). requests stays
+    wherever it does more: https (its certifi CA bundle and REQUESTS_CA_BUNDLE), a proxy
+    variable for the endpoint's scheme, a netrc entry for its host, a credential
+    provider's Session."""
+    if urlsplit(endpoint).scheme != "http":
+        return None
+    if any(os.environ.get(name) for name in CREDENTIAL_PROVIDERS):
+        return None
+    proxies = getproxies()  # what requests reads: *_proxy variables, any case
+    if "http" in proxies or "all" in proxies:
+        return None
+    if get_netrc_auth(endpoint):
+        return None
+    return _load_http_transport_factory("urllib3")(verify=True, cert=None)
 
 
 class LeanOTLPSpanExporter(OTLPSpanExporter):

@@ -93,7 +93,15 @@ PINNED = {
         PROMETHEUS_FILES,
     ),
     **dict.fromkeys(
-        ["_shutdown", "_max_request_size", "_metrics", "_client", "_is_request_too_large"],
+        [
+            "_shutdown",
+            "_max_request_size",
+            "_metrics",
+            "_client",
+            "_is_request_too_large",
+            "_endpoint",
+            "_load_http_transport_factory",
+        ],
         f"opentelemetry-exporter-otlp-proto-http (tests/unit/telemetry/test_otlp_exporter.py "
         f"pins them): {OTLP_HINT}",
     ),
