@@ -69,10 +69,12 @@ def transport_of(exporter: object) -> BaseHTTPTransport:
 
 @pytest.fixture
 def plain_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No proxy variable, no credential provider, an empty netrc: what a pod usually has."""
+    """No proxy variable, no credential provider, an empty netrc, no traces-only endpoint
+    (the tests set OTEL_EXPORTER_OTLP_ENDPOINT): what a pod usually has."""
     for name in list(os.environ):
         if name.lower().endswith("_proxy") or "CREDENTIAL_PROVIDER" in name:
             monkeypatch.delenv(name)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     return monkeypatch
 
@@ -126,8 +128,8 @@ def test_a_netrc_entry_for_the_collector_keeps_requests(
 def test_the_urllib3_transport_delivers_batch_after_batch(
     plain_environment: pytest.MonkeyPatch, otlp: OtlpReceiver
 ) -> None:
-    """Through the real receiver, which closes every connection (HTTP/1.0): each export
-    after the first finds its pooled connection gone and must still deliver."""
+    """Through the real receiver, which answers HTTP/1.0 and closes every connection:
+    each export opens a new one and delivers."""
     plain_environment.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
     exporter = span_exporter(lean=True)
     assert type(transport_of(exporter)) is Urllib3HTTPTransport
