@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,10 +17,24 @@ class MissingPrerequisite(RuntimeError):
     """A program the server needs is not installed; the message names it."""
 
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, never handed out before by this process. A server
+    gets its port before it binds it (make bench starts a dozen at once), and the kernel
+    may offer a closed probe's port again: two servers given one port made the second's
+    health checks reach the first (its Gunicorn still retrying the bind)."""
+    with _handed_out_lock:
+        for _ in range(100):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError("the kernel offered only ports already handed out, 100 times")
 
 
 def wait_for(
