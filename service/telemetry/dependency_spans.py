@@ -39,6 +39,7 @@ _summaries: dict[str, tuple[str, str | None]] = {}
 _SPAN_KEY = "_otel_span"
 # The lean span's factory for the SDK tracer behind _tracer: (that tracer, its factory).
 _lean: tuple[object, ServerSpanFactory] | None = None
+_CLIENT = SpanKind.CLIENT  # read once: an Enum class attribute costs a lookup per use
 
 
 def start_client_span(
@@ -62,7 +63,7 @@ def start_client_span(
         _lean = (tracer, ServerSpanFactory(tracer, SCOPE_NAME))
     if current is None:
         current = current_context()
-    return _lean[1].start(name, current, attributes, SpanKind.CLIENT, parent)
+    return _lean[1].start(name, current, attributes, _CLIENT, parent)
 
 
 def summarize(statement: str) -> tuple[str, str | None]:

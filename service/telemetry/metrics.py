@@ -42,8 +42,9 @@ KNOWN_METHODS = frozenset(
 )
 OTHER_METHOD = "_OTHER"
 CACHE_RESULTS = ("hit", "miss", "fallback")
-# A value and its timestamp as prometheus_client's multiprocess files hold them.
-_VALUE_AND_TIMESTAMP = struct.Struct("dd").pack
+# A value and its timestamp written where prometheus_client's multiprocess files hold
+# them (its MmapedDict.write_value packs them into the mmap the same way).
+_WRITE_VALUE_AND_TIMESTAMP = struct.Struct("dd").pack_into
 
 
 def metric_name_prefix(service_name: str) -> str:
@@ -98,22 +99,23 @@ class FileValue:
     value's place up on every call: the request's four updates cost more than anything
     else in its metrics job (`make bench`, bench/README.md). This keeps the place, keeps the
     MmapedValue's own number in step (so its reads and later writes agree), and writes the
-    same 16 bytes the same way (one slice assignment: a reader never sees half a value).
-    The file is the one the master's collector reads, so a SIGKILL loses nothing added.
-    Only for values nothing else writes, on one thread (the worker's event loop)."""
+    same 16 bytes the same way (packed into the mmap in place, as MmapedDict.write_value
+    does). The file is the one the master's collector reads, so a SIGKILL loses nothing
+    added. Only for values nothing else writes, on one thread (the worker's event loop)."""
 
-    __slots__ = ("holder", "position")
+    __slots__ = ("file", "holder", "position")
 
     def __init__(self, holder: Any) -> None:
         holder.get()  # prometheus_client's fork check: the holder's file is this process's
         self.holder = holder
-        self.position = holder._file._positions[holder._key]
+        self.file = holder._file
+        self.position = self.file._positions[holder._key]
 
     def inc(self, amount: float = 1) -> None:
         holder = self.holder
         holder._value = value = holder._value + amount
-        position = self.position
-        holder._file._m[position : position + 16] = _VALUE_AND_TIMESTAMP(value, 0.0)
+        # _m is read each time: the file's mmap is replaced when a new value makes it grow.
+        _WRITE_VALUE_AND_TIMESTAMP(self.file._m, self.position, value, 0.0)
 
     def dec(self, amount: float = 1) -> None:
         self.inc(-amount)

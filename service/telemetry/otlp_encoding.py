@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from opentelemetry.sdk.resources import Resource
@@ -36,12 +37,15 @@ _FLAGS_IS_REMOTE = 0x200
 # one cache per field tag, each bounded.
 _ATTRIBUTE_CACHE_SIZE = 4096
 _CACHED_TYPES = frozenset({str, int, bool, float})
-_attribute_caches: dict[bytes, dict[tuple[str, object], tuple[type, bytes]]] = {}
+_attribute_caches: defaultdict[bytes, dict[tuple[str, object], tuple[type, bytes]]]
+_attribute_caches = defaultdict(dict)
 
 
 def _varint(value: int) -> bytes:
     if value < 0x80:
         return _SMALL_VARINTS[value]
+    if value < 0x4000:  # two bytes: a span's length (a few hundred) is always here
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -89,7 +93,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, object] | None) -> bytes:
     as the upstream encoder does."""
     if not attributes:
         return b""
-    cache = _attribute_caches.setdefault(tag, {})
+    cache = _attribute_caches[tag]
     parts = []
     for item in attributes.items():
         value = item[1]
@@ -127,6 +131,8 @@ _STATUSES = {
 }
 _STATUS_UNSET = _STATUSES[StatusCode.UNSET]
 _KIND_SERVER, _KIND_CLIENT = _KINDS[SpanKind.SERVER], _KINDS[SpanKind.CLIENT]
+# The members compared per span, read once (an Enum class attribute costs a lookup each time).
+_SERVER, _CLIENT, _UNSET = SpanKind.SERVER, SpanKind.CLIENT, StatusCode.UNSET
 # Span names repeat (one per route and method): their encoded field, bounded.
 _NAME_CACHE_SIZE = 1024
 _names: dict[str, bytes] = {}
@@ -162,14 +168,10 @@ def _plain_span(span: ServerSpan) -> bytes:
             _IDS.pack(0x0A10, trace_id >> 64, trace_id & _U64_MASK, 0x1208, context[SPAN_ID]),  # type: ignore[index]
             b"" if parent is None else _PARENT_ID.pack(0x2208, parent[SPAN_ID]),
             encoded_name,
-            _KIND_SERVER
-            if kind is SpanKind.SERVER
-            else _KIND_CLIENT
-            if kind is SpanKind.CLIENT
-            else _KINDS[kind],
+            _KIND_SERVER if kind is _SERVER else _KIND_CLIENT if kind is _CLIENT else _KINDS[kind],
             _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
             _attributes(b"\x4a", span._attributes),
-            _STATUS_UNSET if status_code is StatusCode.UNSET else _STATUSES[status_code],
+            _STATUS_UNSET if status_code is _UNSET else _STATUSES[status_code],
             _FLAGS_REMOTE if parent is not None and parent[IS_REMOTE] else _FLAGS_LOCAL,
         )
     )
@@ -249,11 +251,7 @@ def _span_message(
         parts.append(encoded_name)
     # Enum members hash in Python: the usual kinds are told apart by identity.
     parts.append(
-        _KIND_SERVER
-        if kind is SpanKind.SERVER
-        else _KIND_CLIENT
-        if kind is SpanKind.CLIENT
-        else _KINDS[kind]
+        _KIND_SERVER if kind is _SERVER else _KIND_CLIENT if kind is _CLIENT else _KINDS[kind]
     )
     if start_time and end_time:
         parts.append(_TIMES.pack(0x39, start_time, 0x41, end_time))
@@ -294,7 +292,7 @@ def _span_message(
             if code:
                 body += b"\x18" + _varint(code)
             parts.append(_len_field(b"\x7a", body))
-        elif status.status_code is StatusCode.UNSET:
+        elif status.status_code is _UNSET:
             parts.append(_STATUS_UNSET)
         else:
             parts.append(_STATUSES[status.status_code])
@@ -317,28 +315,34 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """A serialized ExportTraceServiceRequest: spans grouped by resource, then by
     instrumentation scope, in the order first seen. Groups go by identity (the SDK
     gives every span of a tracer the same objects), not by the upstream encoder's
-    per-span hash of the resource's attributes."""
+    per-span hash of the resource's attributes: one lookup per span, by the pair."""
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
     groups = {}
+    by_pair: dict[tuple[int, int], list[bytes]] = {}
     for span in spans:
-        resource = span.resource
-        scope = span.instrumentation_scope
-        by_scope = groups.get(id(resource))
-        if by_scope is None:
-            by_scope = groups[id(resource)] = (resource, {})
-        entry = by_scope[1].get(id(scope))
-        if entry is None:
-            entry = by_scope[1][id(scope)] = (scope, [])
-        entry[1].append(_encode_span(span))
-    request = []
+        if type(span) is ServerSpan:  # its fields, not ReadableSpan's properties
+            resource, scope = span._resource, span._instrumentation_scope
+        else:
+            resource, scope = span.resource, span.instrumentation_scope
+        encoded = by_pair.get((id(resource), id(scope)))
+        if encoded is None:
+            by_scope = groups.get(id(resource))
+            if by_scope is None:
+                by_scope = groups[id(resource)] = (resource, {})
+            encoded = by_pair[id(resource), id(scope)] = []
+            by_scope[1][id(scope)] = (scope, encoded)
+        encoded.append(_encode_span(span))
+    # Written as one list joined once: each nesting level's length is the sum of its
+    # parts' (a concatenation per level would copy the whole batch each time).
+    request: list[bytes] = []
     for resource, scopes in groups.values():
-        body = _len_field(b"\x0a", _attributes(b"\x0a", resource.attributes))
+        resource_parts = [_len_field(b"\x0a", _attributes(b"\x0a", resource.attributes))]
         for scope, encoded in scopes.values():
-            scope_body = _encode_scope(scope) + b"".join(encoded)
+            scope_parts = [_encode_scope(scope), *encoded]
             if scope is not None and scope.schema_url:
-                scope_body += _len_field(b"\x1a", scope.schema_url.encode())
-            body += _len_field(b"\x12", scope_body)
+                scope_parts.append(_len_field(b"\x1a", scope.schema_url.encode()))
+            resource_parts += (b"\x12", _varint(sum(map(len, scope_parts))), *scope_parts)
         if resource.schema_url:
-            body += _len_field(b"\x1a", resource.schema_url.encode())
-        request.append(_len_field(b"\x0a", body))
+            resource_parts.append(_len_field(b"\x1a", resource.schema_url.encode()))
+        request += (b"\x0a", _varint(sum(map(len, resource_parts))), *resource_parts)
     return b"".join(request)

@@ -251,3 +251,38 @@ def test_direct_file_writes_equal_prometheus_clients_own(tmp_path: Path) -> None
     )
     assert post in text  # one in the parent's file, one in the child's
     assert text.count("histogram_") == 4, text  # 3 children, the parent
+
+
+def test_direct_file_writes_follow_the_file_when_it_grows(tmp_path: Path) -> None:
+    """prometheus_client maps a worker's file anew when new label values make it grow:
+    a FileValue made before the growth still adds into the file the collector reads."""
+    result = run_python(
+        f"""
+        from pathlib import Path
+        from service.server import metrics_listener
+        metrics_listener.prepare(Path({str(tmp_path)!r}))
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+        from service.telemetry.metrics import AppMetrics, BuildInfo
+
+        metrics = AppMetrics(BuildInfo("api", "1", "x"))
+        metrics.observe_request("GET", "/first", 200, 0.01)
+        [first] = metrics._durations.values()
+        mapping = first.sum.file._m
+        route = 0
+        while first.sum.file._m is mapping:  # new children until the file grows
+            route += 1
+            metrics.observe_request("GET", f"/route-{{route:06d}}/" + "x" * 100, 200, 0.01)
+        metrics.observe_request("GET", "/first", 200, 0.01)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        print(generate_latest(registry).decode())
+        """,
+        {},
+    )
+    assert result.returncode == 0, result.stderr
+    first = (
+        'http_server_request_duration_seconds_count{http_request_method="GET",'
+        'http_response_status_code="200",http_route="/first"} 2.0'
+    )
+    assert first in result.stdout
