@@ -97,6 +97,7 @@ from bench import floors
 from bench.lifecycle import Lifecycle, LifecycleError, measure_lifecycle, wait_ready
 from bench.load import LoadError, LoadResult, children, peak_rss_mib, run_wrk, wrk_binary
 from bench.receiver import CountingReceiver
+from bench.stats import median_interval
 from tools.testbed.servers import GUNICORN_COMMAND, PostgresServer, RedisServer, ServiceProcess
 from tools.testbed.support import REPO_ROOT
 
@@ -724,6 +725,8 @@ def goals(routes: dict[str, Any]) -> list[dict[str, Any]]:
                 "variant": name,
                 "route": route,
                 "cpu_ratio_to_bare": ratio,
+                # 95 % bootstrap interval of that median over the run's rounds (bench/stats.py)
+                "cpu_ratio_interval": entry.get("cpu_ratio_to_bare_interval"),
                 "least_cpu_ratio_to_bare": least.get("cpu_ratio_to_bare"),
                 "before_cpu_ratio_to_bare": before.get("cpu_ratio_to_bare"),
                 "before_cpu_ratio_to_own_bare": before.get("cpu_ratio_to_own_bare"),
@@ -754,6 +757,11 @@ def ratios_to(
     ]
     if cpu_ratios:
         found[f"cpu_ratio_to_{reference}"] = round(statistics.median(cpu_ratios), 3)
+        found[f"cpu_ratio_to_{reference}_per_round"] = [round(x, 3) for x in cpu_ratios]
+        interval = median_interval(cpu_ratios)
+        found[f"cpu_ratio_to_{reference}_interval"] = (
+            None if interval is None else [round(x, 3) for x in interval]
+        )
     return found
 
 
@@ -870,9 +878,16 @@ def goals_table(found: list[dict[str, Any]]) -> str:
         rows.append(
             f"  {goal['variant'] + ' on ' + goal['route']:<34}"
             f"{(f'{ratio:.2f}' if ratio is not None else '-'):>6}"
-            f"   goal >= {goal['goal']:.2f}   {verdict}" + least_note(goal) + before_note(goal)
+            f"{interval_note(goal.get('cpu_ratio_interval')):<17}"
+            f"goal >= {goal['goal']:.2f}   {verdict}" + least_note(goal) + before_note(goal)
         )
+    rows.append("  (in brackets: the 95 % bootstrap interval of the median over the rounds)")
     return "\n".join(rows)
+
+
+def interval_note(interval: Sequence[float] | None) -> str:
+    """A goal ratio's interval (bench/stats.py), or nothing with too few rounds."""
+    return f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else "   "
 
 
 def least_note(goal: dict[str, Any]) -> str:

@@ -133,6 +133,8 @@ def test_bench_smoke_runs_every_part(tmp_path: Path) -> None:
     ]
     assert all(is_number(g["cpu_ratio_to_bare"]) and g["met"] in (True, False) for g in goals)
     assert all(is_number(g["least_cpu_ratio_to_bare"]) for g in goals)
+    # One round: no interval (bench/stats.py needs three), but the field is there.
+    assert all(g["cpu_ratio_interval"] is None for g in goals)
     for name in ("bare", "full"):
         assert variants[name]["exit_codes"] == [0]
         assert variants[name]["start_to_ready_s"]["median"] > 0
