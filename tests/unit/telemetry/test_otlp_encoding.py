@@ -146,3 +146,19 @@ def test_bool_and_int_values_never_share_a_cache_entry(
         with tracer.start_as_current_span("s", attributes={"v": value}):
             pass
     same_message(list(exporter.get_finished_spans()))
+
+
+@given(st.integers(min_value=0, max_value=(1 << 63) - 1))
+def test_varints_are_what_protobuf_writes(value: int) -> None:
+    """An int64 AnyValue is its tag (0x18) and the value as a varint."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    serialized = AnyValue(int_value=value).SerializeToString()
+    assert otlp_encoding._varint(value) == serialized[1:]
+
+
+def test_varints_at_each_length_boundary() -> None:
+    cases = {0: b"\x00", 127: b"\x7f", 128: b"\x80\x01", 300: b"\xac\x02"}
+    cases |= {16383: b"\xff\x7f", 16384: b"\x80\x80\x01", 2**21: b"\x80\x80\x80\x01"}
+    for value, expected in cases.items():
+        assert otlp_encoding._varint(value) == expected, value
